@@ -1,0 +1,44 @@
+"""Sphinx configuration for robustlaw's documentation."""
+
+import importlib
+import pathlib
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import robustlaw  # noqa: E402
+
+project = "robustlaw"
+author = "robustlaw developers"
+release = robustlaw.__version__
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "myst_parser",
+]
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+myst_enable_extensions = ["dollarmath", "amsmath"]
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+exclude_patterns = ["_build", "_generated/*.inc.md"]
+html_theme = "alabaster"
+suppress_warnings = ["myst.header"]
+
+
+def _run_generators(app):
+    """Run every ``docs/generators/*.py`` module's ``generate(out_dir)`` before reading."""
+    out = pathlib.Path(app.srcdir) / "_generated"
+    out.mkdir(exist_ok=True)
+    gen_dir = pathlib.Path(app.srcdir) / "generators"
+    sys.path.insert(0, str(gen_dir))
+    for path in sorted(gen_dir.glob("*.py")):
+        importlib.import_module(path.stem).generate(out)
+
+
+def setup(app):
+    app.connect("builder-inited", _run_generators)

@@ -1,0 +1,178 @@
+"""Validation at the public boundary.
+
+Public functions call these once; internal functions trust their inputs. Every error names
+the argument, the value it got and what was expected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from robustlaw.errors import UnknownNameError, ValidationError
+
+__all__ = [
+    "check_choice",
+    "check_interval",
+    "check_seed",
+    "check_tensor",
+    "get_registered",
+]
+
+
+def _describe(x: Any) -> str:
+    arr = np.asarray(x)
+    if arr.ndim == 0:
+        return repr(arr.item())
+    bad = arr.ravel()
+    return f"array of shape {arr.shape} (first values {bad[:3].tolist()})"
+
+
+def check_interval(
+    x: Any,
+    name: str,
+    low: float = -np.inf,
+    high: float = np.inf,
+    *,
+    closed: str = "neither",
+) -> np.ndarray:
+    """Return ``x`` as a float64 array after checking it is finite and inside an interval.
+
+    Parameters
+    ----------
+    x : array_like
+        The value to check.
+    name : str
+        The argument's name, used in the error message.
+    low, high : float
+        The interval's end points (``-inf`` and ``inf`` mean unbounded on that side).
+    closed : {"neither", "left", "right", "both"}
+        Which end points belong to the interval.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``x`` as a float64 array (0-d for scalars).
+
+    Raises
+    ------
+    ValidationError
+        If ``x`` is not numeric, holds NaN or infinity, or leaves the interval.
+
+    Examples
+    --------
+    >>> float(check_interval(0.5, "eps", 0, 1))
+    0.5
+    """
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValidationError(f"{name} must be numeric, got {x!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValidationError(f"{name} must be finite, got {_describe(arr[~np.isfinite(arr)])}")
+    lo_ok = arr >= low if closed in ("left", "both") else arr > low
+    hi_ok = arr <= high if closed in ("right", "both") else arr < high
+    ok = lo_ok & hi_ok
+    if not np.all(ok):
+        left = "[" if closed in ("left", "both") else "("
+        right = "]" if closed in ("right", "both") else ")"
+        raise ValidationError(
+            f"{name} must be in {left}{low:g}, {high:g}{right}, got {_describe(arr[~ok])}"
+        )
+    return arr
+
+
+def check_choice(x: Any, name: str, options: Iterable[str]) -> str:
+    """Return ``x`` if it is one of ``options``, else raise naming the valid choices.
+
+    Examples
+    --------
+    >>> check_choice("neuron", "variant", ("neuron", "layer"))
+    'neuron'
+    """
+    options = tuple(options)
+    if x not in options:
+        raise ValidationError(f"{name} must be one of {', '.join(map(repr, options))}; got {x!r}")
+    return x
+
+
+def get_registered(registry: dict, name: str, kind: str) -> Any:
+    """Look ``name`` up in ``registry``; an unknown name lists the valid ones.
+
+    Examples
+    --------
+    >>> get_registered({"a": 1}, "a", "method")
+    1
+    """
+    try:
+        return registry[name]
+    except (KeyError, TypeError):
+        valid = ", ".join(sorted(registry))
+        raise UnknownNameError(f"unknown {kind} {name!r}; valid names: {valid}") from None
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """Return ``seed`` as a non-negative int.
+
+    Examples
+    --------
+    >>> check_seed(3)
+    3
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValidationError(f"{name} must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def check_tensor(
+    x: Any,
+    name: str,
+    *,
+    ndim: int | tuple[int, ...] | None = None,
+    finite: bool = True,
+    dtype: Any = None,
+    device: Any = None,
+):
+    """Return ``x`` as a torch tensor after checking its rank and values.
+
+    Parameters
+    ----------
+    x : array_like or torch.Tensor
+        The value to check. NumPy arrays are converted without copying where possible.
+    name : str
+        The argument's name, used in the error message.
+    ndim : int or tuple of int, optional
+        The allowed numbers of dimensions.
+    finite : bool
+        Reject NaN and infinity.
+    dtype, device : optional
+        Convert to this dtype and device (on purpose, at the boundary).
+
+    Raises
+    ------
+    ValidationError
+        If ``x`` has the wrong rank or holds NaN or infinity.
+    """
+    import torch
+
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = torch.as_tensor(np.asarray(x))
+        except (TypeError, ValueError, RuntimeError):
+            raise ValidationError(
+                f"{name} must be an array or tensor, got {type(x).__name__}"
+            ) from None
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.ndim not in allowed:
+            raise ValidationError(
+                f"{name} must have {' or '.join(map(str, allowed))} dimensions, "
+                f"got shape {tuple(x.shape)}"
+            )
+    if dtype is not None or device is not None:
+        x = x.to(dtype=dtype, device=device)
+    if finite and x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValidationError(f"{name} must be finite, but it holds NaN or infinity")
+    return x

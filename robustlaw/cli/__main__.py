@@ -1,0 +1,5 @@
+import sys
+
+from robustlaw.cli import main
+
+sys.exit(main())
