@@ -24,10 +24,13 @@ from robustlaw.errors import ValidationError
 
 __all__ = [
     "ACTIVATIONS",
+    "INITIALIZERS",
     "Ensemble",
     "MLPSpec",
+    "check_masks",
     "forward",
     "init_mlp_ensemble",
+    "resolve_device",
 ]
 
 ACTIVATIONS = {
@@ -36,6 +39,100 @@ ACTIVATIONS = {
     "sigmoid": torch.sigmoid,
     "identity": lambda h: h,
 }
+
+
+def _kaiming_uniform(gen: torch.Generator, fan_out: int, fan_in: int):
+    bound = 1.0 / math.sqrt(fan_in)
+    w = torch.rand(fan_out, fan_in, generator=gen, dtype=torch.float64)
+    b = torch.rand(fan_out, generator=gen, dtype=torch.float64)
+    return (2 * w - 1) * bound, (2 * b - 1) * bound
+
+
+def _kaiming_normal(gen: torch.Generator, fan_out: int, fan_in: int):
+    w = torch.randn(fan_out, fan_in, generator=gen, dtype=torch.float64)
+    return w * math.sqrt(2.0 / fan_in), torch.zeros(fan_out, dtype=torch.float64)
+
+
+def _standard_normal(gen: torch.Generator, fan_out: int, fan_in: int):
+    w = torch.randn(fan_out, fan_in, generator=gen, dtype=torch.float64)
+    return w, torch.randn(fan_out, generator=gen, dtype=torch.float64)
+
+
+INITIALIZERS = {
+    "kaiming_uniform": _kaiming_uniform,
+    "kaiming_normal": _kaiming_normal,
+    "standard_normal": _standard_normal,
+}
+"""Weight and bias initializers, ``(generator, fan_out, fan_in) -> (weight, bias)`` in float64.
+
+``kaiming_uniform`` is ``nn.Linear``'s default: weight and bias from
+``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``. ``kaiming_normal`` is He et al. (2015):
+``N(0, 2/fan_in)`` weights, zero biases. ``standard_normal`` draws every entry from ``N(0, 1)``.
+"""
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Return ``device`` as a ``torch.device``, rejecting CUDA when no GPU is present.
+
+    Raises
+    ------
+    ValidationError
+        If the device string is malformed or names CUDA without an available GPU.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValidationError(f"device must be 'cpu' or 'cuda[:i]', got {device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValidationError(f"device={device!r} requested but no CUDA GPU is available")
+    return dev
+
+
+def check_masks(
+    masks: dict[str, torch.Tensor],
+    params: dict[str, torch.Tensor],
+    *,
+    required: tuple[str, ...] | None = None,
+) -> None:
+    """Check that masks are boolean tensors of their parameters' shapes.
+
+    Parameters
+    ----------
+    masks : dict of str to torch.Tensor
+        The masks to check; keys must be parameter names.
+    params : dict of str to torch.Tensor
+        The parameters the masks belong to.
+    required : tuple of str, optional
+        If given, the mask keys must be exactly these.
+
+    Raises
+    ------
+    ValidationError
+        Naming the key and what was expected.
+    """
+    if not isinstance(masks, dict):
+        raise ValidationError(f"masks must be a dict of bool tensors, got {type(masks).__name__}")
+    if required is not None and set(masks) != set(required):
+        raise ValidationError(f"masks must have keys {sorted(required)}, got {sorted(masks)}")
+    for key, m in masks.items():
+        if key not in params:
+            raise ValidationError(
+                f"mask key {key!r} is not a parameter; expected one of {sorted(params)}"
+            )
+        if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
+            got = m.dtype if isinstance(m, torch.Tensor) else type(m).__name__
+            raise ValidationError(f"mask {key!r} must be a torch.bool tensor, got {got}")
+        if m.shape != params[key].shape:
+            raise ValidationError(
+                f"mask {key!r} must have shape {tuple(params[key].shape)}, got {tuple(m.shape)}"
+            )
+        if m.device != params[key].device:
+            raise ValidationError(f"mask {key!r} must be on {params[key].device}, got {m.device}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -50,11 +147,14 @@ class MLPSpec:
         The hidden activation, a key of :data:`ACTIVATIONS`.
     bias : bool
         Whether the linear layers have biases.
+    init : str
+        The initializer, a key of :data:`INITIALIZERS` (torch's Kaiming-uniform by default).
     """
 
     layer_sizes: tuple[int, ...]
     activation: str = "relu"
     bias: bool = True
+    init: str = "kaiming_uniform"
 
     def __post_init__(self) -> None:
         sizes = tuple(self.layer_sizes)
@@ -66,6 +166,7 @@ class MLPSpec:
             )
         object.__setattr__(self, "layer_sizes", sizes)
         check_choice(self.activation, "activation", ACTIVATIONS)
+        check_choice(self.init, "init", INITIALIZERS)
 
     @property
     def n_layers(self) -> int:
@@ -106,6 +207,26 @@ class Ensemble:
     masks: dict[str, torch.Tensor]
     seeds: tuple[int, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        names = self.spec.weight_names() + self.spec.bias_names()
+        if set(self.params) != set(names):
+            raise ValidationError(
+                f"params must have keys {sorted(names)}, got {sorted(self.params)}"
+            )
+        n_members = self.params[names[0]].shape[0]
+        for l, (fan_in, fan_out) in enumerate(pairwise(self.spec.layer_sizes)):
+            expected = {f"{2 * l}.weight": (n_members, fan_out, fan_in)}
+            if self.spec.bias:
+                expected[f"{2 * l}.bias"] = (n_members, fan_out)
+            for key, shape in expected.items():
+                if tuple(self.params[key].shape) != shape:
+                    raise ValidationError(
+                        f"params[{key!r}] must have shape {shape}, "
+                        f"got {tuple(self.params[key].shape)}"
+                    )
+        check_masks(self.masks, self.params, required=self.spec.weight_names())
+        object.__setattr__(self, "seeds", tuple(self.seeds))
+
     @property
     def n_members(self) -> int:
         """K, the number of members."""
@@ -121,9 +242,65 @@ class Ensemble:
         """The parameters' device."""
         return self.params[self.spec.weight_names()[0]].device
 
+    @property
+    def example_ndim(self) -> int:
+        """Dimensions of one input example: 1 (feature vectors)."""
+        return 1
+
+    def apply(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Run every member with the given (already masked) stacked parameters.
+
+        The functional form the trainer uses; see :func:`forward` for shapes.
+        """
+        return forward(self.spec, params, None, x)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs ``(n_members, n_samples, n_outputs)`` with the masks applied."""
+        return forward(self.spec, self.params, self.masks, x)
+
     def masked_weights(self) -> tuple[torch.Tensor, ...]:
         """Weights times masks, each of shape ``(n_members, out, in)``, input to output."""
         return tuple(self.params[k] * self.masks[k] for k in self.spec.weight_names())
+
+    def density(self) -> torch.Tensor:
+        """Fraction of weight entries kept per member, shape ``(n_members,)`` (float64)."""
+        kept = sum(m.flatten(1).sum(dim=1) for m in self.masks.values())
+        return kept.to(torch.float64) / self.spec.n_weights()
+
+    def with_masks(self, masks: dict[str, torch.Tensor]) -> Ensemble:
+        """A new ensemble with these masks; parameters are copied and zeroed where pruned.
+
+        Raises
+        ------
+        ValidationError
+            If the keys, shapes, dtype or device of ``masks`` do not match the weights.
+        """
+        check_masks(masks, self.params, required=self.spec.weight_names())
+        params = {k: v * masks[k] if k in masks else v.clone() for k, v in self.params.items()}
+        return Ensemble(spec=self.spec, params=params, masks=dict(masks), seeds=self.seeds)
+
+    def with_params(self, params: dict[str, torch.Tensor]) -> Ensemble:
+        """A new ensemble with these parameters (copied), zeroed where the masks prune.
+
+        Raises
+        ------
+        ValidationError
+            If the keys or shapes of ``params`` do not match the architecture.
+        """
+        params = {
+            k: v.detach() * self.masks[k] if k in self.masks else v.detach().clone()
+            for k, v in params.items()
+        }
+        return Ensemble(spec=self.spec, params=params, masks=self.masks, seeds=self.seeds)
+
+    def to(
+        self, *, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+    ) -> Ensemble:
+        """A copy on another device or with another floating dtype (masks stay bool)."""
+        dev = resolve_device(device) if device is not None else self.device
+        params = {k: v.to(device=dev, dtype=dtype or v.dtype) for k, v in self.params.items()}
+        masks = {k: v.to(dev) for k, v in self.masks.items()}
+        return Ensemble(spec=self.spec, params=params, masks=masks, seeds=self.seeds)
 
 
 def init_mlp_ensemble(
@@ -133,11 +310,13 @@ def init_mlp_ensemble(
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
 ) -> Ensemble:
-    """Initialize one MLP per seed, as ``torch.nn.Linear`` does (Kaiming-uniform).
+    """Initialize one MLP per seed with ``spec.init`` (by default as ``torch.nn.Linear`` does).
 
-    Weights and biases are drawn from ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, the distribution
-    ``nn.Linear.reset_parameters`` uses. Each member has its own ``torch.Generator`` seeded by
-    its seed, so a member's initial values never depend on the other members. Masks start full.
+    The default draws weights and biases from ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, the
+    distribution ``nn.Linear.reset_parameters`` uses; see :data:`INITIALIZERS` for the others.
+    Each member and layer has its own ``torch.Generator`` seeded from the member's seed, so a
+    member's initial values never depend on the other members. Draws are made in float64 and
+    then cast, so float32 and float64 ensembles agree to float32 rounding. Masks start full.
 
     Parameters
     ----------
@@ -154,27 +333,34 @@ def init_mlp_ensemble(
     -------
     Ensemble
 
+    Raises
+    ------
+    ValidationError
+        If a seed is invalid, ``seeds`` is empty, ``dtype`` is not floating or CUDA is
+        requested without a GPU.
+
     Examples
     --------
     >>> ens = init_mlp_ensemble(MLPSpec(layer_sizes=(3, 5, 1)), seeds=[0, 1])
     >>> tuple(ens.params["0.weight"].shape), ens.n_members
     ((2, 5, 3), 2)
     """
-    seeds = tuple(check_seed(s) for s in seeds)
+    seeds = tuple(check_seed(s, "seeds entry") for s in seeds)
     if not seeds:
         raise ValidationError("seeds must hold at least one seed, got an empty sequence")
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValidationError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    device = resolve_device(device)
+    draw = INITIALIZERS[spec.init]
     params: dict[str, torch.Tensor] = {}
     for l, (fan_in, fan_out) in enumerate(pairwise(spec.layer_sizes)):
-        bound = 1.0 / math.sqrt(fan_in)
-        weights, biases = [], []
-        for seed in seeds:
-            gen = torch.Generator().manual_seed(seed * 1_000_003 + l)
-            weights.append(torch.rand(fan_out, fan_in, generator=gen, dtype=torch.float64))
-            biases.append(torch.rand(fan_out, generator=gen, dtype=torch.float64))
-        params[f"{2 * l}.weight"] = ((2 * torch.stack(weights) - 1) * bound).to(dtype=dtype)
+        pairs = [
+            draw(torch.Generator().manual_seed(seed * 1_000_003 + l), fan_out, fan_in)
+            for seed in seeds
+        ]
+        params[f"{2 * l}.weight"] = torch.stack([w for w, _ in pairs]).to(device, dtype)
         if spec.bias:
-            params[f"{2 * l}.bias"] = ((2 * torch.stack(biases) - 1) * bound).to(dtype=dtype)
-    params = {k: v.to(device) for k, v in params.items()}
+            params[f"{2 * l}.bias"] = torch.stack([b for _, b in pairs]).to(device, dtype)
     masks = {k: torch.ones_like(params[k], dtype=torch.bool) for k in spec.weight_names()}
     return Ensemble(spec=spec, params=params, masks=masks, seeds=seeds)
 
@@ -182,7 +368,7 @@ def init_mlp_ensemble(
 def forward(
     spec: MLPSpec,
     params: dict[str, torch.Tensor],
-    masks: dict[str, torch.Tensor],
+    masks: dict[str, torch.Tensor] | None,
     x: torch.Tensor,
 ) -> torch.Tensor:
     """Run every member on its inputs.
@@ -191,8 +377,10 @@ def forward(
     ----------
     spec : MLPSpec
         The architecture.
-    params, masks : dict of str to torch.Tensor
-        Stacked parameters and masks, as in :class:`Ensemble`.
+    params : dict of str to torch.Tensor
+        Stacked parameters, as in :class:`Ensemble`.
+    masks : dict of str to torch.Tensor or None
+        Boolean masks multiplied into the weights; None when ``params`` are already masked.
     x : torch.Tensor
         Shared inputs of shape ``(n_samples, n_features)`` or per-member inputs of shape
         ``(n_members, n_samples, n_features)``.
@@ -206,10 +394,12 @@ def forward(
     h = x
     last = spec.n_layers - 1
     for l, name in enumerate(spec.weight_names()):
-        w = params[name] * masks[name]
-        h = torch.matmul(h, w.transpose(1, 2))
+        w = params[name] if masks is None else params[name] * masks[name]
         if spec.bias:
-            h = h + params[f"{2 * l}.bias"].unsqueeze(1)
+            b = params[f"{2 * l}.bias"].unsqueeze(1)
+            h = torch.baddbmm(b, h, w.transpose(1, 2)) if h.ndim == 3 else b + h @ w.mT
+        else:
+            h = torch.matmul(h, w.mT)
         if l < last:
             h = act(h)
     return h

@@ -1,0 +1,35 @@
+"""``robustlaw export``: write an experiment's stored results as CSV (and Parquet)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    """Add the ``export`` subcommand."""
+    p = subparsers.add_parser("export", help="write stored results as CSV (and Parquet)")
+    p.add_argument("name", help="experiment name")
+    p.add_argument("--store", default="results.sqlite", help="SQLite file to read")
+    p.add_argument("--out", default=".", help="folder for <name>.csv (and <name>.parquet)")
+    p.add_argument("--preset", default=None, help="select the results of this preset")
+    p.add_argument("--settings-hash", default=None, help="select the results of these settings")
+    p.add_argument("--all", action="store_true", help="export every settings hash and version")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Export and print the written paths."""
+    from robustlaw.experiments.export import export
+
+    paths = export(
+        args.store,
+        args.name,
+        Path(args.out),
+        preset=args.preset,
+        settings_hash=args.settings_hash,
+        include_all=args.all,
+    )
+    for path in paths:
+        print(path)
+    return 0

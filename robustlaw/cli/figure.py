@@ -1,0 +1,33 @@
+"""``robustlaw figure NAME``: draw every figure an experiment defines, as PNG and PDF."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    """Add the ``figure`` subcommand."""
+    p = subparsers.add_parser("figure", help="draw an experiment's figures as PNG and PDF")
+    p.add_argument("name", help="experiment name")
+    p.add_argument("--store", required=True, help="SQLite file to read")
+    p.add_argument("--out", required=True, help="folder to write the figures into")
+    p.add_argument("--preset", default=None, help="select the results of this preset")
+    p.add_argument("--settings-hash", default=None, help="select the results of these settings")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Draw the figures and print their paths."""
+    from robustlaw.compare.figures import draw_experiment_figures
+
+    paths = draw_experiment_figures(
+        args.store,
+        args.name,
+        Path(args.out),
+        preset=args.preset,
+        settings_hash=args.settings_hash,
+    )
+    for path in paths:
+        print(path)
+    return 0

@@ -1,0 +1,38 @@
+"""``robustlaw run NAME``: run a named experiment into a SQLite store (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    """Add the ``run`` subcommand."""
+    p = subparsers.add_parser("run", help="run a named experiment into a SQLite store (resumes)")
+    p.add_argument("name", help="experiment name (see `robustlaw experiments`)")
+    p.add_argument("--preset", default="default", help="settings preset: tiny, default or paper")
+    p.add_argument("--store", default="results.sqlite", help="SQLite file to write (resumed)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (auto takes a GPU if any)")
+    p.add_argument("--executor", default="local", help="local (this process) or ray")
+    p.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
+    p.set_defaults(func=handler)
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Run the experiment and print what was done."""
+    from robustlaw.experiments import run
+
+    summary = run(
+        args.name,
+        args.preset,
+        store=args.store,
+        device=args.device,
+        executor=args.executor,
+        address=args.address,
+    )
+    print(
+        f"{summary.experiment} [{summary.preset}] settings {summary.settings_hash}: "
+        f"{summary.n_run} units run, {summary.n_skipped} already stored, "
+        f"{summary.n_units} in all ({summary.wall_time_s:.1f} s on {summary.device}) "
+        f"-> {summary.store}"
+    )
+    return 0

@@ -1,0 +1,203 @@
+"""Figures of measured Lipschitz constants against the Law of Robustness.
+
+Every function takes loaded results (a DataFrame or a list of dicts, as
+:func:`robustlaw.experiments.load` returns) and optionally the axes to draw on, and returns the
+:class:`matplotlib.figure.Figure`. Figures are built without pyplot (no global state); styles
+apply only inside :func:`matplotlib.rc_context`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robustlaw.compare.tables import LAW_SLOPE, records, slope_table
+
+__all__ = [
+    "STYLE",
+    "band_figure",
+    "draw_experiment_figures",
+    "ratio_figure",
+    "save_figure",
+    "slopes_figure",
+]
+
+STYLE = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 7,
+    "figure.dpi": 110,
+    "savefig.bbox": "tight",
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
+"""rc settings used inside every figure function (never set globally)."""
+
+X_LABELS = {
+    "kept": "free parameters p = ||m||_1 + biases (count)",
+    "p_eff": "effective parameters p_eff (bits)",
+}
+
+
+def _new_axes(n_panels: int, axes: Sequence[Any] | None, width: float = 3.2):
+    from matplotlib.figure import Figure
+
+    if axes is not None:
+        axes = list(np.atleast_1d(axes))
+        if len(axes) < n_panels:
+            raise ValueError(f"axes must hold at least {n_panels} axes, got {len(axes)}")
+        return axes[0].figure, axes
+    fig = Figure(figsize=(width * n_panels, 3.0), layout="constrained")
+    return fig, list(np.atleast_1d(fig.subplots(1, n_panels, squeeze=False)[0]))
+
+
+def _by(rows, key):
+    out = defaultdict(list)
+    for r in rows:
+        out[r[key]].append(r)
+    return dict(sorted(out.items()))
+
+
+def _medians(rows, x, ys):
+    """Sorted x values and, for each y column, the median over rows sharing an x value."""
+    by_x = _by([r for r in rows if r.get(x)], x)
+    xs = np.array(list(by_x), dtype=float)
+    cols = {
+        y: np.array([np.median([r[y] for r in g if r.get(y)] or [np.nan]) for g in by_x.values()])
+        for y in ys
+    }
+    return xs, cols
+
+
+def band_figure(results: Any, *, x: str = "kept", axes: Sequence[Any] | None = None):
+    """Measured Lipschitz band against ``x`` (``"kept"`` or ``"p_eff"``), one panel per method.
+
+    The shaded band runs from the sound lower estimate to the certified upper bound (medians
+    over seeds, members that fit below the noise level); the dashed line is the No Free Prune
+    bound, the dotted one the law's shape ``sqrt(n d / x)``, both on log-log axes.
+    """
+    import matplotlib as mpl
+
+    rows = [r for r in records(results) if r.get("fit_below_noise")] or records(results)
+    methods = _by(rows, "method")
+    with mpl.rc_context(STYLE):
+        fig, axs = _new_axes(len(methods), axes)
+        for ax, (method, mrows) in zip(axs, methods.items(), strict=False):
+            for i, ((n, d), grows) in enumerate(_by_nd(mrows).items()):
+                color = f"C{i}"
+                xs, c = _medians(grows, x, ("lip_lower", "lip_upper", "bound_nfp"))
+                label = f"n={n}, d={d}"
+                ax.fill_between(xs, c["lip_lower"], c["lip_upper"], color=color, alpha=0.25)
+                ax.plot(xs, c["lip_lower"], "o-", color=color, ms=3, label=f"{label}: measured")
+                ax.plot(xs, c["bound_nfp"], "--", color=color, lw=1, label=f"{label}: NFP bound")
+                ax.plot(xs, np.sqrt(n * d / xs), ":", color=color, lw=1, label="sqrt(nd/x)")
+            ax.set(xscale="log", yscale="log", title=method, xlabel=X_LABELS.get(x, x))
+            ax.set_ylabel("Lipschitz constant (output per unit input)")
+            ax.legend(loc="best")
+    return fig
+
+
+def _by_nd(rows):
+    out = defaultdict(list)
+    for r in rows:
+        out[(r["n"], r["d"])].append(r)
+    return dict(sorted(out.items()))
+
+
+def slopes_figure(results: Any, *, ax: Any = None):
+    """Fitted log-log slopes (with confidence intervals) per method, against the law's -1/2."""
+    import matplotlib as mpl
+
+    table = records(slope_table(results, as_frame=False))
+    with mpl.rc_context(STYLE):
+        fig, (ax,) = _new_axes(1, None if ax is None else [ax], width=5.0)
+        methods = sorted({r["method"] for r in table})
+        series = sorted({(r["x"], r["y"]) for r in table})
+        width = 0.8 / max(len(series), 1)
+        for j, (xk, yk) in enumerate(series):
+            pts = [
+                (i, r)
+                for i, m in enumerate(methods)
+                for r in table
+                if r["method"] == m and (r["x"], r["y"]) == (xk, yk) and r["status"] == "ok"
+            ]
+            if not pts:
+                continue
+            pos = np.array([i for i, _ in pts]) + (j - (len(series) - 1) / 2) * width
+            slope = np.array([r["slope"] for _, r in pts])
+            err = np.array([[r["slope"] - r["ci_low"], r["ci_high"] - r["slope"]] for _, r in pts])
+            ax.errorbar(pos, slope, yerr=err.T, fmt="o", ms=4, capsize=2, label=f"{yk} vs {xk}")
+        ax.axhline(LAW_SLOPE, color="k", ls="--", lw=1, label="law: -1/2")
+        ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right")
+        ax.set(ylabel="log-log slope (95% CI)", title="Fitted slopes of Lipschitz vs parameters")
+        ax.legend(loc="best")
+    return fig
+
+
+def ratio_figure(results: Any, *, ax: Any = None):
+    """Measured lower estimate divided by the No Free Prune bound, against density per method."""
+    import matplotlib as mpl
+
+    rows = [r for r in records(results) if r.get("fit_below_noise")] or records(results)
+    with mpl.rc_context(STYLE):
+        fig, (ax,) = _new_axes(1, None if ax is None else [ax], width=5.0)
+        for i, (method, mrows) in enumerate(_by(rows, "method").items()):
+            for r in mrows:
+                r["_ratio"] = r["lip_lower"] / r["bound_nfp"] if r.get("lip_lower") else None
+            xs, c = _medians(mrows, "density" if method != "dense" else "kept", ("_ratio",))
+            if method == "dense":
+                xs = np.ones_like(xs)
+            ax.plot(
+                xs, c["_ratio"], "o-" if method != "dense" else "s", color=f"C{i}", label=method
+            )
+        ax.axhline(1.0, color="k", ls="--", lw=1, label="bound (ratio 1)")
+        ax.set(xscale="log", yscale="log", xlabel="density (fraction of weights kept)")
+        ax.set(ylabel="lip_lower / NFP bound", title="Measured-to-bound ratio")
+        ax.legend(loc="best")
+    return fig
+
+
+def save_figure(fig: Any, stem: Path) -> list[Path]:
+    """Save ``fig`` as ``stem.png`` and ``stem.pdf``, each written atomically."""
+    from robustlaw.experiments.export import atomic_write
+
+    paths = []
+    for ext in ("png", "pdf"):
+        path = stem.with_suffix(f".{ext}")
+        paths.append(atomic_write(path, lambda p, e=ext: fig.savefig(p, format=e)))
+    return paths
+
+
+def draw_experiment_figures(
+    store: str | os.PathLike,
+    name: str,
+    out_dir: str | os.PathLike,
+    *,
+    preset: str | None = None,
+    settings_hash: str | None = None,
+) -> list[Path]:
+    """Draw every figure experiment ``name`` defines from ``store`` into ``out_dir``.
+
+    Returns the written PNG and PDF paths.
+    """
+    from robustlaw.errors import ValidationError
+    from robustlaw.experiments import get_experiment, load
+
+    experiment = get_experiment(name)
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        try:
+            out_dir.mkdir(parents=True)
+        except OSError as err:
+            raise ValidationError(f"cannot create output folder {str(out_dir)!r}: {err}") from None
+    results = load(store, name, preset=preset, settings_hash=settings_hash, as_frame=False)
+    paths = []
+    for fig_name, draw in experiment.figures.items():
+        paths += save_figure(draw(results), out_dir / f"{name}-{fig_name}")
+    return paths

@@ -1,0 +1,51 @@
+"""Data generators and loaders that report their noise level and isoperimetry constant.
+
+Every function returns a frozen :class:`Dataset` (``X``, ``y``, ``noise_level`` sigma^2,
+``isoperimetry_constant`` c, ``kind``, ``n_classes``, ``seed``, ...). :data:`DATASETS` maps
+names to the generators, for experiment registries.
+"""
+
+from robustlaw.empirical.data.real import (
+    TORCHVISION_DATASETS,
+    add_noise,
+    digits_data,
+    load_torchvision,
+)
+from robustlaw.empirical.data.record import Dataset
+from robustlaw.empirical.data.synthetic import (
+    INPUT_DISTRIBUTIONS,
+    InputDistribution,
+    isoperimetry_constant,
+    random_labels_data,
+    sample_inputs,
+    teacher_data,
+)
+from robustlaw.empirical.data.two_patch import MU_KINDS, signal_vectors, two_patch_data
+
+__all__ = [
+    "DATASETS",
+    "INPUT_DISTRIBUTIONS",
+    "MU_KINDS",
+    "TORCHVISION_DATASETS",
+    "Dataset",
+    "InputDistribution",
+    "add_noise",
+    "digits_data",
+    "isoperimetry_constant",
+    "load_torchvision",
+    "random_labels_data",
+    "sample_inputs",
+    "signal_vectors",
+    "teacher_data",
+    "two_patch_data",
+]
+
+DATASETS = {
+    "random_labels": random_labels_data,
+    "teacher": teacher_data,
+    "two_patch": two_patch_data,
+    "digits": digits_data,
+    "torchvision": load_torchvision,
+}
+"""Names of the data generators, for experiment registries (look up with
+:func:`robustlaw._validation.get_registered`)."""

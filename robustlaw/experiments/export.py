@@ -1,0 +1,83 @@
+"""Export stored results to CSV (standard library) and Parquet (when pyarrow is installed)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from robustlaw.errors import ValidationError
+from robustlaw.experiments.api import load
+
+__all__ = ["atomic_write", "export"]
+
+
+def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
+
+    An interruption leaves either the old file or the new one, never half of one.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    return list(dict.fromkeys(k for row in rows for k in row))
+
+
+def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=_columns(rows))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def export(
+    store: str | os.PathLike,
+    name: str,
+    out_dir: str | os.PathLike,
+    *,
+    preset: str | None = None,
+    settings_hash: str | None = None,
+    include_all: bool = False,
+) -> list[Path]:
+    """Write ``<name>.csv`` (and ``<name>.parquet`` with pyarrow) into ``out_dir``.
+
+    The rows are those :func:`robustlaw.experiments.load` returns with the same selection.
+    Floats are written with ``repr`` precision, so they read back bitwise.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise ValidationError(f"output folder {str(out_dir)!r} does not exist")
+    rows = load(
+        store,
+        name,
+        preset=preset,
+        settings_hash=settings_hash,
+        include_all=include_all,
+        as_frame=False,
+    )
+    paths = [atomic_write(out_dir / f"{name}.csv", lambda p: _write_csv(rows, p))]
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return paths
+    table = pa.Table.from_pylist(rows)
+    paths.append(atomic_write(out_dir / f"{name}.parquet", lambda p: pq.write_table(table, p)))
+    return paths

@@ -1,0 +1,71 @@
+"""Figures: one panel per method, the expected artists, files written non-empty."""
+
+import matplotlib
+import numpy as np
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+
+from robustlaw.compare import band_figure, ratio_figure, save_figure, slopes_figure
+
+
+def _labels(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+@pytest.mark.parametrize("x", ["kept", "p_eff"])
+def test_band_figure_has_a_band_the_bound_and_the_law_per_method(rows, x):
+    fig = band_figure(rows, x=x)
+    assert isinstance(fig, Figure)
+    axes = fig.get_axes()
+    assert [ax.get_title() for ax in axes] == ["dense", "random"]
+    for ax in axes:
+        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+        bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
+        assert len(bands) == 2  # one per (n, d)
+        labels = _labels(ax)
+        assert any("NFP bound" in t for t in labels) and any("measured" in t for t in labels)
+        measured = [ln for ln in ax.get_lines() if "measured" in ln.get_label()]
+        lows = sorted(r["lip_lower"] for r in rows if r["method"] == ax.get_title())
+        ys = np.concatenate([ln.get_ydata() for ln in measured])
+        assert lows[0] <= ys.min() and ys.max() <= lows[-1]  # medians lie within the data
+    assert axes[0].get_xlabel().startswith("free parameters" if x == "kept" else "effective")
+
+
+def test_band_figure_draws_on_given_axes(rows):
+    fig = Figure()
+    axes = fig.subplots(1, 2)
+    assert band_figure(rows, axes=axes) is fig
+    assert axes[1].get_title() == "random"
+
+
+def test_slopes_figure_shows_each_fit_and_the_law(rows):
+    fig = slopes_figure(rows)
+    (ax,) = fig.get_axes()
+    assert len(ax.containers) == 4  # (lower, upper) x (kept, p_eff)
+    assert any(ln.get_label() == "law: -1/2" and ln.get_ydata()[0] == -0.5 for ln in ax.get_lines())
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["dense", "random"]
+
+
+def test_ratio_figure_has_a_line_per_method_and_the_unit_ratio(rows):
+    fig = ratio_figure(rows)
+    (ax,) = fig.get_axes()
+    labels = _labels(ax)
+    assert labels[:2] == ["dense", "random"] and "bound (ratio 1)" in labels
+    line = next(ln for ln in ax.get_lines() if ln.get_label() == "random")
+    assert list(line.get_xdata()) == [0.1, 0.25, 0.5]
+
+
+def test_saved_files_are_real_png_and_pdf(rows, tmp_path):
+    paths = save_figure(band_figure(rows), tmp_path / "band")
+    assert [p.name for p in paths] == ["band.png", "band.pdf"]
+    assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths[1].read_bytes()[:5] == b"%PDF-"
+    assert all(p.stat().st_size > 5000 for p in paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["band.pdf", "band.png"]
+
+
+def test_figures_leave_global_style_alone(rows):
+    before = dict(matplotlib.rcParams)
+    band_figure(rows)
+    assert dict(matplotlib.rcParams) == before

@@ -1,0 +1,85 @@
+"""CLI: run, experiments, export, figure; every bad input is one line and exit code 2."""
+
+import csv
+
+import pytest
+
+from robustlaw.cli import main
+from robustlaw.experiments import load
+
+
+def _err_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_run_then_rerun_resumes(synthetic, tmp_path, capsys):
+    store = str(tmp_path / "r.sqlite")
+    assert main(["run", "synthetic", "--preset", "tiny", "--store", store, "--device", "cpu"]) == 0
+    assert "3 units run, 0 already stored" in capsys.readouterr().out
+    assert main(["run", "synthetic", "--preset", "tiny", "--store", store]) == 0
+    assert "0 units run, 3 already stored" in capsys.readouterr().out
+
+
+def test_experiments_lists_presets(synthetic, capsys):
+    assert main(["experiments"]) == 0
+    out = capsys.readouterr().out
+    assert "lor-scaling:" in out and "synthetic:" in out
+    assert "--preset tiny" in out and "--preset paper" in out
+    assert "  --preset default  5 work units" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "nope"], "unknown experiment 'nope'; valid names: lor-scaling, synthetic"),
+        (["run", "synthetic", "--preset", "huge"], "valid names: default, paper, tiny"),
+        (["run", "synthetic", "--executor", "dask"], "valid names: local, ray"),
+        (["run", "synthetic", "--device", "tpu"], "device must be one of"),
+        (["run", "synthetic", "--address", "x:1"], "only used by executor 'ray'"),
+        (["export", "synthetic", "--store", "/nonexistent/r.sqlite"], "does not exist"),
+        (["figure", "nope", "--store", "x", "--out", "y"], "unknown experiment"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(synthetic, argv, message, capsys):
+    assert main(argv) == 2
+    assert message in _err_line(capsys)
+
+
+def test_unwritable_store_and_missing_gpu(synthetic, tmp_path, capsys, monkeypatch):
+    assert main(["run", "synthetic", "--store", str(tmp_path / "no" / "r.sqlite")]) == 2
+    assert "does not exist" in _err_line(capsys)
+    assert main(["run", "synthetic", "--store", str(tmp_path)]) == 2
+    assert "is a folder" in _err_line(capsys)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["run", "synthetic", "--device", "cuda", "--store", str(tmp_path / "r")]) == 2
+    assert "no CUDA GPU is available" in _err_line(capsys)
+
+
+def test_export_csv_round_trips(synthetic, tmp_path, capsys):
+    store = str(tmp_path / "r.sqlite")
+    main(["run", "synthetic", "--preset", "tiny", "--store", store])
+    capsys.readouterr()
+    assert main(["export", "synthetic", "--store", store, "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed[0].endswith("synthetic.csv")
+    with open(printed[0], newline="") as fh:
+        exported = list(csv.DictReader(fh))
+    rows = load(store, "synthetic", as_frame=False)
+    assert len(exported) == len(rows) == 6
+    for got, want in zip(exported, rows, strict=True):
+        assert float(got["spectral"]) == want["spectral"]  # repr precision: bitwise
+        assert got["method"] == want["method"] and int(got["seed"]) == want["seed"]
+        assert got["note"] == "" and got["positive"] == str(want["positive"])
+
+
+def test_help_has_one_line_per_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--preset", "--store", "--device", "--executor", "--address"):
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(option))
+        assert len(line.split(option, 1)[1].strip()) > 10

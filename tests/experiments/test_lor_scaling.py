@@ -1,0 +1,113 @@
+"""``lor-scaling`` end to end at the tiny preset; Ray gives the local table; figures drawn.
+
+Every recorded constant is recomputed here from its formula (THEORY.md §2.3, §2.4, §3.4),
+independently of robustlaw.bounds.
+"""
+
+import math
+
+import pytest
+
+from robustlaw.compare import draw_experiment_figures
+from robustlaw.experiments import get_experiment, load, run
+
+EXP = get_experiment("lor-scaling")
+TINY = EXP.preset("tiny")
+VOLATILE = ("wall_time_s",)
+
+
+@pytest.fixture(scope="module")
+def local_store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lor") / "local.sqlite"
+    run("lor-scaling", "tiny", store=path, device="cpu", progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def rows(local_store):
+    return load(local_store, "lor-scaling", as_frame=False)
+
+
+def test_every_member_is_stored_once(rows):
+    n_dense = len(TINY.n_samples) * len(TINY.n_features) * len(TINY.dense_widths) * len(TINY.seeds)
+    n_sparse = len(TINY.methods) * len(TINY.densities) * len(TINY.seeds)
+    assert len(rows) == n_dense + n_sparse
+    assert {r["method"] for r in rows} == {"dense", *TINY.methods}
+    assert len({(r["unit_key"], r["member"]) for r in rows}) == len(rows)
+
+
+def test_counts_are_exact(rows):
+    for r in rows:
+        width, d, depth = r["width"], r["d"], r["depth"]
+        sizes = (d, *[width] * depth, 1)
+        prunable = sum(a * b for a, b in zip(sizes, sizes[1:]))
+        assert r["prunable"] == prunable and r["p"] == prunable + width * depth + 1
+        keep = prunable - math.ceil((1 - r["density"]) * prunable - 1e-9)
+        assert r["kept_weights"] == keep
+        assert r["kept"] == keep + width * depth + 1
+
+
+def test_fit_and_lipschitz_band_are_consistent(rows):
+    for r in rows:
+        assert r["fit_below_noise"] == (r["train_mse"] <= 1 - r["eps"])
+        if r["n_steps"] < TINY.max_steps:
+            assert r["fit_below_noise"]
+        assert 0 < r["lip_lower"] <= r["lip_upper"] * (1 + 1e-6)
+        assert r["lip_upper_certified"]
+        if r["lip_lipsdp"] is not None:
+            assert r["lip_lower"] <= r["lip_lipsdp"] * (1 + 1e-6)
+            assert r["lip_lipsdp"] <= r["lip_upper"] * (1 + 1e-6)
+    assert any(r["lip_lipsdp"] is not None for r in rows)  # LipSDP ran where allowed
+
+
+def test_theorem_constants_follow_their_formulas(rows):
+    for r in rows:
+        n, d, p, kept, eps, delta = r["n"], r["d"], r["p"], r["kept"], r["eps"], r["delta"]
+        assert r["c"] == 1.0 and r["sigma2"] == 1.0
+        assert r["W"] == pytest.approx(2 * r["weight_box"] * math.sqrt(p))
+        assert r["J"] == pytest.approx(r["input_radius"] * (r["weight_box"] * p) ** (r["depth"] + 1))
+        assert r["in_box"] == (r["w_inf"] <= r["weight_box"])
+        log_binom = (
+            math.lgamma(r["prunable"] + 1)
+            - math.lgamma(r["kept_weights"] + 1)
+            - math.lgamma(r["prunable"] - r["kept_weights"] + 1)
+        ) / math.log(2)
+        assert r["mask_entropy_bits"] == pytest.approx(log_binom, rel=1e-9, abs=1e-9)
+        assert r["data_dependent"] == (r["method"] == "snip")
+        info = log_binom if r["data_dependent"] else 0.0
+        assert r["mask_info_bits"] == pytest.approx(info, abs=1e-9)
+        p_eff = info + kept * math.log2(1 + 60 * r["W"] * r["J"] / eps)
+        assert r["p_eff"] == pytest.approx(p_eff, rel=1e-10)
+        nfp = eps / (1152 * math.sqrt(r["c"])) * math.sqrt(
+            n * d * delta / (p_eff + delta / 2 * math.log(4 / delta))
+        )
+        assert r["bound_nfp"] == pytest.approx(nfp, rel=1e-10)
+        bs = eps / 512 * math.sqrt(n * d / (p * math.log(60 * r["W"] * r["J"] / eps) + math.log(4 / delta)))
+        assert r["bound_bs"] == pytest.approx(bs, rel=1e-10)
+        assert r["k_condition_bs"] == (8**4 * math.log(8 / delta) <= n * eps**2)
+
+
+def test_provenance(rows):
+    import torch
+
+    import robustlaw
+
+    for r in rows:
+        assert r["package_version"] == robustlaw.__version__
+        assert r["torch_version"] == torch.__version__
+        assert (r["device"], r["dtype"]) == ("cpu", TINY.dtype)
+
+
+def test_rerun_is_bitwise_identical(local_store, rows, tmp_path):
+    path = tmp_path / "again.sqlite"
+    run("lor-scaling", "tiny", store=path, device="cpu", progress=False)
+    again = load(path, "lor-scaling", as_frame=False)
+    strip = [{k: v for k, v in r.items() if k not in VOLATILE} for r in rows]
+    assert [{k: v for k, v in r.items() if k not in VOLATILE} for r in again] == strip
+
+
+def test_figures_are_drawn(local_store, tmp_path):
+    paths = draw_experiment_figures(local_store, "lor-scaling", tmp_path / "figs")
+    names = sorted(p.name for p in paths)
+    assert names == sorted(f"lor-scaling-{f}.{e}" for f in EXP.figures for e in ("png", "pdf"))
+    assert all(p.stat().st_size > 5000 for p in paths)

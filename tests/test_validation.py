@@ -1,0 +1,63 @@
+"""The boundary checks: every message names the argument and what was expected."""
+
+import numpy as np
+import pytest
+import torch
+
+from robustlaw._validation import (
+    check_choice,
+    check_interval,
+    check_seed,
+    check_tensor,
+    get_registered,
+)
+from robustlaw.errors import UnknownNameError, ValidationError
+
+
+@pytest.mark.parametrize(
+    ("value", "closed", "ok"),
+    [(0.0, "neither", False), (0.0, "left", True), (1.0, "right", True), (1.0, "left", False)],
+)
+def test_check_interval_end_points(value, closed, ok):
+    if ok:
+        assert float(check_interval(value, "eps", 0, 1, closed=closed)) == value
+    else:
+        with pytest.raises(ValidationError, match="eps must be in"):
+            check_interval(value, "eps", 0, 1, closed=closed)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, [0.5, np.nan]])
+def test_check_interval_rejects_non_finite(bad):
+    with pytest.raises(ValidationError, match="delta must be finite"):
+        check_interval(bad, "delta", 0, 1)
+
+
+def test_check_interval_rejects_strings_and_reports_bad_entries():
+    with pytest.raises(ValidationError, match="n must be numeric"):
+        check_interval("many", "n", 0)
+    with pytest.raises(ValidationError, match=r"got array of shape \(1,\)"):
+        check_interval([1.0, -2.0, 3.0], "n", 0)
+
+
+def test_check_choice_and_registry_list_valid_names():
+    with pytest.raises(ValidationError, match="'neuron', 'layer'"):
+        check_choice("network", "variant", ("neuron", "layer"))
+    with pytest.raises(UnknownNameError, match="valid names: a, b"):
+        get_registered({"b": 2, "a": 1}, "c", "method")
+    assert isinstance(UnknownNameError("x"), ValueError)
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "3", None])
+def test_check_seed_rejects_non_integers(bad):
+    with pytest.raises(ValidationError, match="seed must be a non-negative integer"):
+        check_seed(bad)
+
+
+def test_check_tensor_rank_finiteness_and_conversion():
+    x = check_tensor(np.ones((2, 3)), "X", ndim=2, dtype=torch.float64)
+    assert x.dtype == torch.float64
+    assert x.shape == (2, 3)
+    with pytest.raises(ValidationError, match=r"X must have 2 dimensions, got shape \(3,\)"):
+        check_tensor(np.ones(3), "X", ndim=2)
+    with pytest.raises(ValidationError, match="X must be finite"):
+        check_tensor(torch.tensor([1.0, float("nan")]), "X")
