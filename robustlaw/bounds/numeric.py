@@ -40,19 +40,20 @@ ArrayLike = Any
 
 
 def _theorem_value(
-    formula: str,
-    theorem: str,
-    values: Mapping[str, ArrayLike],
-    *,
-    check_assumptions: bool,
-    solve: str | None = None,
+    formula: str, theorem: str, arguments: Mapping[str, Any], *, solve: str | None = None
 ) -> float | np.ndarray:
-    """Validate, check the theorem's conditions, evaluate the formula (or its inverse)."""
+    """Validate, check the theorem's conditions, evaluate the formula (or its inverse).
+
+    ``arguments`` are the public function's keyword arguments (its ``locals()``), including
+    ``check_assumptions``.
+    """
+    values = dict(arguments)
+    check = values.pop("check_assumptions")
     arrays, shape = as_arrays(values)
-    check_conditions(theorem, arrays, check_assumptions=check_assumptions)
+    check_conditions(theorem, arrays, check_assumptions=check)
     out = evaluate(formula, arrays, solve)
     if solve == "n":  # the k-condition is about the sample size returned
-        check_conditions(theorem, arrays | {"n": out}, check_assumptions=check_assumptions)
+        check_conditions(theorem, arrays | {"n": out}, check_assumptions=check)
     return finish(np.maximum(out, 0.0) if solve else out, shape, solve or formula)
 
 
@@ -125,9 +126,7 @@ def lipschitz_lower_bound(
     >>> lipschitz_lower_bound(n=6e4, d=784, p=[1e5, 1e6], eps=0.8, delta=0.1, W=10, J=10).shape
     (2,)
     """
-    values = dict(n=n, d=d, p=p, eps=eps, delta=delta, W=W, J=J, c=c, k=k)
-    values["k_condition_const"] = k_condition_const
-    return _theorem_value("L_BS", "bs_theorem3", values, check_assumptions=check_assumptions)
+    return _theorem_value("L_BS", "bs_theorem3", locals())
 
 
 def sparse_lipschitz_lower_bound(
@@ -191,9 +190,7 @@ def sparse_lipschitz_lower_bound(
     >>> round(sparse_lipschitz_lower_bound(n=6e4, d=784, p_eff=1e5, eps=0.5, delta=0.1), 6)
     0.002977
     """
-    values = dict(n=n, d=d, p_eff=p_eff, eps=eps, delta=delta, c=c, k=k)
-    values |= dict(k_condition_const=k_condition_const, a1_squared=a1_squared)
-    return _theorem_value("L_NFP", "nfp_theorem4", values, check_assumptions=check_assumptions)
+    return _theorem_value("L_NFP", "nfp_theorem4", locals())
 
 
 def finite_class_failure_probability(
@@ -247,8 +244,7 @@ def finite_class_failure_probability(
     >>> bool(p < 1e-100)
     True
     """
-    values = dict(n=n, d=d, log_card=log_card, L=L, eps=eps, c=c, k=k)
-    arrays, shape = as_arrays(values | {"exponent_denominator": exponent_denominator})
+    arrays, shape = as_arrays(locals())
     out = evaluate("finite_class_failure", arrays)
     return finish(np.where(np.isfinite(out), np.minimum(out, 1.0), 1.0), shape, "probability")
 
@@ -291,11 +287,7 @@ def required_parameter_count(
     >>> round(lipschitz_lower_bound(n=6e4, d=784, p=p, eps=0.8, delta=0.1, W=10, J=10), 12)
     1.0
     """
-    values = dict(L=L, n=n, d=d, eps=eps, delta=delta, W=W, J=J, c=c, k=k)
-    values["k_condition_const"] = k_condition_const
-    return _theorem_value(
-        "L_BS", "bs_theorem3", values, check_assumptions=check_assumptions, solve="p"
-    )
+    return _theorem_value("L_BS", "bs_theorem3", locals(), solve="p")
 
 
 def required_effective_parameter_count(
@@ -321,11 +313,7 @@ def required_effective_parameter_count(
     >>> round(required_effective_parameter_count(L=0.01, n=6e4, d=784, eps=0.5, delta=0.1), 1)
     8861.2
     """
-    values = dict(L=L, n=n, d=d, eps=eps, delta=delta, c=c, k=k)
-    values |= dict(k_condition_const=k_condition_const, a1_squared=a1_squared)
-    return _theorem_value(
-        "L_NFP", "nfp_theorem4", values, check_assumptions=check_assumptions, solve="p_eff"
-    )
+    return _theorem_value("L_NFP", "nfp_theorem4", locals(), solve="p_eff")
 
 
 def max_robust_samples(
@@ -353,11 +341,7 @@ def max_robust_samples(
     >>> round(max_robust_samples(L=1.0, d=784, p=1e6, eps=0.8, delta=0.1, W=10, J=10) / 1e9, 3)
     4.662
     """
-    values = dict(L=L, d=d, p=p, eps=eps, delta=delta, W=W, J=J, c=c, k=k)
-    values["k_condition_const"] = k_condition_const
-    return _theorem_value(
-        "L_BS", "bs_theorem3", values, check_assumptions=check_assumptions, solve="n"
-    )
+    return _theorem_value("L_BS", "bs_theorem3", locals(), solve="n")
 
 
 def sparse_max_robust_samples(
@@ -382,11 +366,7 @@ def sparse_max_robust_samples(
     >>> round(sparse_max_robust_samples(L=1.0, d=784, p_eff=1e5, eps=0.5, delta=0.1) / 1e9, 3)
     6.771
     """
-    values = dict(L=L, d=d, p_eff=p_eff, eps=eps, delta=delta, c=c, k=k)
-    values |= dict(k_condition_const=k_condition_const, a1_squared=a1_squared)
-    return _theorem_value(
-        "L_NFP", "nfp_theorem4", values, check_assumptions=check_assumptions, solve="n"
-    )
+    return _theorem_value("L_NFP", "nfp_theorem4", locals(), solve="n")
 
 
 @dataclass(frozen=True, kw_only=True)

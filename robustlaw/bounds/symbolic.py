@@ -10,10 +10,8 @@ largest ``n``) come from :func:`solve_for`.
 
 Symbols are declared positive, so ``sqrt(x**2) == x`` simplifies as the theorems intend.
 
-References
-----------
-.. [BS] Bubeck, Sellke, "A Universal Law of Robustness via Isoperimetry", arXiv:2105.12806.
-.. [NFP] Kumar, Luo, Sellke, "No Free Prune", arXiv:2402.01089.
+References: Bubeck, Sellke, "A Universal Law of Robustness via Isoperimetry", arXiv:2105.12806
+(BS); Kumar, Luo, Sellke, "No Free Prune", arXiv:2402.01089 (NFP).
 """
 
 from __future__ import annotations
@@ -155,7 +153,8 @@ def latex(expr: str | sp.Basic) -> str:
     '\\|\\mathbf{m}\\|_1 + I'
     """
     obj = expression(expr) if isinstance(expr, str) else expr
-    return sp.latex(obj, symbol_names=_LATEX_NAMES)
+    a1 = sp.Symbol("a_1", positive=True)  # display sqrt(a_1^2) as a_1
+    return sp.latex(obj.xreplace({a1_sq: a1**2}), symbol_names=_LATEX_NAMES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -179,7 +178,7 @@ class Step:
         Logarithms are expanded and radicals combined as for positive arguments, which every
         quantity is on the theorems' domain (``0 < delta < 1``, so ``log(4/delta) > 0``).
         """
-        diff = sp.expand_log(self.equation.lhs - self.equation.rhs, force=True)
+        diff = sp.expand_log((self.equation.lhs - self.equation.rhs).doit(), force=True)
         return sp.simplify(sp.powsimp(diff, force=True)) == 0
 
 
@@ -196,6 +195,11 @@ def _positive_root(equation: sp.Eq, symbol: sp.Symbol) -> sp.Expr:
     return sp.sqrt(roots[0])
 
 
+def _at(expr: sp.Expr, values: dict) -> sp.Subs:
+    """``expr`` evaluated at ``values``, kept unevaluated so that the docs show the substitution."""
+    return sp.Subs(expr, tuple(values), tuple(values.values()))
+
+
 def _split(failure: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     """Split a two-term failure bound into (label-balance term, information term with L)."""
     (first,) = (t for t in failure.args if not t.has(L))
@@ -207,7 +211,7 @@ def _bs_steps() -> tuple[Step, ...]:
     first, second = _split(expression("bs_failure"))
     n_k = 8**4 * k * sp.log(8 * k / delta) / eps**2
     bound = expression("L_BS")
-    theorem2 = expression("finite_class_failure").subs({eps: eps / 2, log_card: p * net_log})
+    theorem2 = _split(expression("finite_class_failure"))[1]
     solved = _positive_root(_eq(second, delta / 2), L)
     return (
         Step(
@@ -219,14 +223,14 @@ def _bs_steps() -> tuple[Step, ...]:
             description="(3) BS Theorem 2 at level eps/2 on the net, with the exponent "
             "denominator T_2 = 8^4: the information term has denominator 4*8^4 <= 8^6.",
             equation=_eq(
-                _split(theorem2.subs(t2_den, 8**4))[1],
+                _at(theorem2, {eps: eps / 2, log_card: p * net_log, t2_den: 8**4}),
                 2 * sp.exp(p * net_log - eps**2 * n * d / (4 * 8**4 * c * L**2)),
             ),
         ),
         Step(
             description="(4a) At equality in the k-condition 8^4 k log(8k/delta) = n eps^2, the "
             "label-balance term equals delta/2.",
-            equation=_eq(first.subs(n, n_k), delta / 2),
+            equation=_eq(_at(first, {n: n_k}), delta / 2),
         ),
         Step(
             description="(4b) Setting the information term to delta/2 and solving for L "
@@ -235,7 +239,7 @@ def _bs_steps() -> tuple[Step, ...]:
         ),
         Step(
             description="(4c) Check: at L = L_BS the information term equals delta/2.",
-            equation=_eq(second.subs(L, bound), delta / 2),
+            equation=_eq(_at(second, {L: bound}), delta / 2),
         ),
     )
 
@@ -256,7 +260,8 @@ def _nfp_steps() -> tuple[Step, ...]:
             description="(3) At equality in the k-condition 8^3 k log(8k/delta) = n eps^2, the "
             "label-balance term (2k+2) exp(-n eps^2/(8^3 k)) equals (2k+2) delta/(8k) <= delta/2.",
             equation=_eq(
-                (2 * k + 2) * sp.exp(-n_k * eps**2 / (8**3 * k)), (2 * k + 2) * delta / (8 * k)
+                _at((2 * k + 2) * sp.exp(-n * eps**2 / (8**3 * k)), {n: n_k}),
+                (2 * k + 2) * delta / (8 * k),
             ),
         ),
         Step(
@@ -266,17 +271,17 @@ def _nfp_steps() -> tuple[Step, ...]:
         ),
         Step(
             description="(4b) Check: at L = L_NFP the deviation equals eps/8.",
-            equation=_eq(threshold.subs(L, bound), eps / 8),
+            equation=_eq(_at(threshold, {L: bound}), eps / 8),
         ),
         Step(
             description="(4c) With a_1^2 = 72 the prefactor is 1/(96 a_1 sqrt 2) = 1/1152.",
-            equation=_eq(96 * sp.sqrt(72) * sp.sqrt(2), sp.Integer(1152)),
+            equation=_eq(_at(96 * sp.sqrt(a1_sq) * sp.sqrt(2), {a1_sq: 72}), sp.Integer(1152)),
         ),
         Step(
             description="(5) With I = 0 the bound is the BS-type form with "
             "p -> E|m|_1 log2(1 + 60WJ/eps) and prefactor eps/(1152 sqrt(c)).",
             equation=_eq(
-                bound.subs({a1_sq: 72, p_eff: expression("p_eff").subs(I_bits, 0)}), reduced
+                _at(bound, {a1_sq: 72, p_eff: expression("p_eff").subs(I_bits, 0)}), reduced
             ),
         ),
     )

@@ -11,7 +11,7 @@ import inspect
 import json
 
 from robustlaw.bounds import BOUNDS, THEOREMS, assumptions
-from robustlaw.errors import ValidationError
+from robustlaw.errors import AssumptionViolated, ValidationError
 
 # Command-line flag of each keyword argument of the bound functions.
 _FLAGS = {
@@ -113,7 +113,11 @@ def handler(args: argparse.Namespace) -> int:
             f"--solve {args.solve} is not available with --p-eff; choose one of: {valid}"
         )
     inputs = _inputs(args, entry.function, theorem)
-    value = entry.function(**inputs, check_assumptions=not args.no_check_assumptions)
+    try:
+        value = entry.function(**inputs, check_assumptions=not args.no_check_assumptions)
+    except AssumptionViolated as err:  # name the command-line opt-out, not the keyword
+        hint = str(err).replace("check_assumptions=False", "--no-check-assumptions")
+        raise AssumptionViolated(hint) from None
     spec = THEOREMS[theorem]
     at = {k: v for k, v in (inputs | {quantity: value}).items() if k in spec.arguments}
     result = {

@@ -19,7 +19,7 @@ from itertools import pairwise
 
 import torch
 
-from robustlaw._validation import check_choice, check_seed
+from robustlaw._validation import check_seed, get_registered
 from robustlaw.errors import ValidationError
 
 __all__ = [
@@ -165,8 +165,8 @@ class MLPSpec:
                 f"layer_sizes must be at least two positive integers, got {self.layer_sizes!r}"
             )
         object.__setattr__(self, "layer_sizes", sizes)
-        check_choice(self.activation, "activation", ACTIVATIONS)
-        check_choice(self.init, "init", INITIALIZERS)
+        get_registered(ACTIVATIONS, self.activation, "activation")
+        get_registered(INITIALIZERS, self.init, "init")
 
     @property
     def n_layers(self) -> int:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from robustlaw._validation import check_choice, check_seed
+from robustlaw._validation import check_choice, check_seed, get_registered
 from robustlaw.empirical.ensemble import check_masks, resolve_device
 from robustlaw.errors import ValidationError
 
@@ -297,7 +297,7 @@ def init_module_ensemble(
     seeds = tuple(check_seed(s, "seeds entry") for s in seeds)
     if not seeds:
         raise ValidationError("seeds must hold at least one seed, got an empty sequence")
-    draw = MODULE_INITIALIZERS[check_choice(init, "init", MODULE_INITIALIZERS)]
+    draw = get_registered(MODULE_INITIALIZERS, init, "init")
     dev = resolve_device(device)
     shapes = dict(module.named_parameters())
     params: Params = {}

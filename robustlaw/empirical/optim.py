@@ -31,28 +31,25 @@ def _expand(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 def sgd_init(params: Params, *, momentum: float = 0.0, **_: object) -> dict:
     """The SGD state: a momentum buffer per parameter when ``momentum > 0``."""
     bufs = {k: torch.zeros_like(v) for k, v in params.items()} if momentum > 0 else {}
-    return {"momentum": momentum, "buf": bufs, "started": False}
+    return {"momentum": momentum, "buf": bufs}
 
 
 def sgd_step(
     params: Params, grads: Params, state: dict, lr: torch.Tensor, active: torch.Tensor
 ) -> dict:
-    """One SGD step, ``p -= lr * (g + momentum * buf)`` as in ``torch.optim.SGD``.
+    """One SGD step, ``buf = momentum * buf + g``, ``p -= lr * buf`` (``torch.optim.SGD``).
 
-    The first step sets the buffer to the gradient (torch's rule); afterwards
-    ``buf = momentum * buf + g``. Inactive members keep their parameters and buffers.
+    The buffer starts at zero, so the first step uses ``buf = g`` as torch does. Gradients of
+    inactive members must already be zero (the trainer multiplies them by ``active``); their
+    buffers and parameters then stay exactly as they are.
     """
     mom = state["momentum"]
+    keep = torch.where(active, mom, 1.0).to(lr.dtype)
     for k, p in params.items():
-        a = _expand(active, p)
         d = grads[k]
         if mom > 0:
-            buf = state["buf"][k]
-            new = d.clone() if not state["started"] else buf * mom + d
-            buf.copy_(torch.where(a, new, buf))
-            d = buf
-        p.sub_(_expand(lr, p) * d * a)
-    state["started"] = True
+            d = state["buf"][k].mul_(_expand(keep, p)).add_(d)
+        p.addcmul_(d, _expand(lr * active, p), value=-1.0)
     return state
 
 
@@ -81,22 +78,32 @@ def adam_step(
 
     ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
     ``p -= lr * m / (1-b1^t) / (sqrt(v / (1-b2^t)) + eps)``. The step count ``t`` is per member
-    and only advances for active members; inactive members keep ``p``, ``m``, ``v`` and ``t``.
+    and only advances for active members. Gradients of inactive members must already be zero
+    (the trainer multiplies them by ``active``); their ``p``, ``m``, ``v`` and ``t`` then stay
+    exactly as they are. Entries with zero gradient and zero moments (pruned weights) get an
+    update of exactly zero.
+
+    The bias-corrected second moment is clamped below at the smallest normal float before the
+    square root (a change of at most ``sqrt(tiny)``, about 1e-19 in float32, in the
+    denominator): CPU square roots of exact zeros, which pruned entries are, run about ten
+    times slower than those of normal numbers.
     """
     b1, b2 = betas
-    t = state["t"] + active.to(torch.int64)
-    state["t"] = t
-    tf = t.clamp(min=1).to(lr.dtype)
-    c1 = 1 - b1**tf
+    tiny = torch.finfo(lr.dtype).tiny
+    a = active.to(lr.dtype)
+    state["t"] += active.to(torch.int64)
+    tf = state["t"].clamp(min=1).to(lr.dtype)
+    step = lr * a / (1 - b1**tf)
     c2 = 1 - b2**tf
+    w1 = (1 - b1) * a
+    keep2 = 1 - (1 - b2) * a
     for k, p in params.items():
-        a = _expand(active, p)
         g = grads[k]
         m, v = state["m"][k], state["v"][k]
-        m.copy_(torch.where(a, m * b1 + g * (1 - b1), m))
-        v.copy_(torch.where(a, v * b2 + g * g * (1 - b2), v))
-        denom = (v / _expand(c2, p)).sqrt() + eps
-        p.sub_(torch.where(a, _expand(lr / c1, p) * m / denom, torch.zeros_like(p)))
+        m.lerp_(g, _expand(w1, p))
+        v.mul_(_expand(keep2, p)).addcmul_(g, g, value=1 - b2)
+        denom = v.div(_expand(c2, p)).clamp_min_(tiny).sqrt_().add_(eps)
+        p.addcdiv_(m * _expand(step, p), denom, value=-1.0)
     return state
 
 

@@ -3,9 +3,9 @@
 All members train at once on stacked tensors (METHODS.md §7): the objective is the sum over
 members of each member's mean loss, the optimizer acts element-wise (:mod:`.optim`), and a
 boolean ``active`` flag freezes members whose stopping rule (:mod:`.stopping`) is met. Masks
-hold at every step: the forward pass multiplies weights by their masks, gradients, optimizer
-moments and parameters are zeroed at pruned positions after every update, so pruned weights are
-exactly zero and never revived.
+hold at every step: parameters are zeroed at pruned entries on entry, gradients are zeroed
+there before every update (so the optimizer's moments stay exactly zero there and cannot revive
+them) and parameters are re-zeroed after it, so pruned weights are exactly zero throughout.
 
 Randomness (minibatch order, gradient noise) comes from one ``torch.Generator`` per member,
 seeded from the member's seed, so a member's trajectory does not depend on K or on its
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from robustlaw._validation import check_choice, check_interval, check_seed, check_tensor
+from robustlaw._validation import check_interval, check_seed, check_tensor, get_registered
 from robustlaw.empirical.ensemble import Ensemble, check_masks
 from robustlaw.empirical.losses import LOSSES, prepare_targets
 from robustlaw.empirical.modules import ModuleEnsemble
@@ -102,9 +102,9 @@ class TrainOptions:
     snapshot_steps: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        check_choice(self.optimizer, "optimizer", OPTIMIZERS)
-        check_choice(self.loss, "loss", LOSSES)
-        check_choice(self.stopping, "stopping", STOPPING_RULES)
+        get_registered(OPTIMIZERS, self.optimizer, "optimizer")
+        get_registered(LOSSES, self.loss, "loss")
+        get_registered(STOPPING_RULES, self.stopping, "stopping rule")
         lr = self.lr if isinstance(self.lr, tuple) else (self.lr,)
         check_interval(lr, "lr", 0, math.inf, closed="neither")
         check_interval(self.momentum, "momentum", 0, 1, closed="left")
@@ -222,18 +222,12 @@ def _take(t: torch.Tensor, idx: torch.Tensor, per_member: bool) -> torch.Tensor:
     return t[idx]
 
 
-def _masked(params: Params, masks: Params) -> Params:
-    return {k: v * masks[k] if k in masks else v for k, v in params.items()}
-
-
-def _apply_masks(params: Params, state: dict, masks: Params) -> None:
-    """Zero parameters and every per-parameter optimizer buffer at pruned positions."""
+def _zero_pruned(tensors: Params, masks: Params) -> None:
+    """Zero the entries of ``tensors`` at pruned positions (in place)."""
     with torch.no_grad():
         for k, m in masks.items():
-            params[k].mul_(m)
-            for slot in state.values():
-                if isinstance(slot, dict) and k in slot:
-                    slot[k].mul_(m)
+            if k in tensors:
+                tensors[k].mul_(m)
 
 
 def train_params(
@@ -255,7 +249,8 @@ def train_params(
     apply : callable
         ``apply(params, x) -> outputs`` of shape ``(n_members, n_batch, n_outputs)``, where
         ``x`` is shared ``(n_batch, *example_shape)`` or per member
-        ``(n_members, n_batch, *example_shape)``. Masks are applied before ``apply`` is called.
+        ``(n_members, n_batch, *example_shape)``. The parameters it gets are exactly zero at
+        pruned entries (the trainer keeps them so), so it need not apply the masks.
     params : dict of str to torch.Tensor
         Stacked parameters with a leading member axis; not modified (the trainer copies them).
     masks : dict of str to torch.Tensor
@@ -291,10 +286,12 @@ def train_params(
     if per_member_x and X.shape[0] != n_members:
         raise ValidationError(f"X has {X.shape[0]} members on axis 0, expected {n_members}")
     n_samples = X.shape[1] if per_member_x else X.shape[0]
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    params = {k: v.detach().clone() for k, v in params.items()}
+    _zero_pruned(params, masks)
+    params = {k: v.requires_grad_(True) for k, v in params.items()}
     with torch.no_grad():
         probe = X.narrow(X.ndim - example_ndim - 1, 0, 1)
-        n_outputs = apply(_masked(params, masks), probe).shape[-1]
+        n_outputs = apply(params, probe).shape[-1]
     y = check_tensor(y, "y", device=device)
     y = prepare_targets(
         y, options.loss, n_samples=n_samples, n_members=n_members, n_outputs=n_outputs
@@ -399,7 +396,6 @@ class _Trainer:
             self.batches = _Batches(seeds, n, options.batch_size, lr.device)
         self.check_every = options.check_every or (self.batches.per_epoch if self.batches else 1)
         self.noise_gens = _member_generators(seeds, _NOISE_STREAM) if options.grad_noise_std else []
-        _apply_masks(params, self.state, masks)
 
     def _check(self, step: int, out: torch.Tensor, final: bool = False) -> None:
         pe = self.loss.per_example(out, self.y)
@@ -422,7 +418,7 @@ class _Trainer:
 
     def _full_pass(self) -> torch.Tensor:
         with torch.no_grad():
-            return self.apply(_masked(self.params, self.masks), self.X)
+            return self.apply(self.params, self.X)
 
     def run(self) -> TrainResult:
         o = self.o
@@ -432,7 +428,7 @@ class _Trainer:
                 self.snapshots[step] = {k: v.detach().clone() for k, v in self.params.items()}
             due = step % self.check_every == 0
             if self.batches is None:
-                out = self.apply(_masked(self.params, self.masks), self.X)
+                out = self.apply(self.params, self.X)
                 y = self.y
                 if due:
                     self._check(step, out.detach())
@@ -440,7 +436,7 @@ class _Trainer:
                 if due:
                     self._check(step, self._full_pass())
                 idx = self.batches.indices(step)
-                out = self.apply(_masked(self.params, self.masks), _take(self.X, idx, self.pmx))
+                out = self.apply(self.params, _take(self.X, idx, self.pmx))
                 y = _take(self.y, idx, self.pmy)
             if not bool(self.active.any()):
                 break
@@ -449,12 +445,7 @@ class _Trainer:
             grads = dict(zip(self.params, grads, strict=True))
             self._add_noise(grads)
             with torch.no_grad():
-                for k, m in self.masks.items():
-                    grads[k].mul_(m)
-                self.opt_step(
-                    self.params, grads, self.state, self.lr, self.active, **self.step_kwargs
-                )
-            _apply_masks(self.params, self.state, self.masks)
+                self._update(grads)
             self.n_steps += self.active
         else:
             step = o.max_steps
@@ -476,6 +467,19 @@ class _Trainer:
             history=torch.stack(self.history).cpu().numpy(),
             history_steps=np.asarray(self.history_steps, dtype=np.int64),
         )
+
+    def _update(self, grads: Params) -> None:
+        """Mask the gradients (pruned entries and inactive members), step, re-zero.
+
+        With zero gradients at pruned entries, the fresh optimizer state stays exactly zero
+        there, so the update is exactly zero; re-zeroing the parameters keeps the invariant
+        even for optimizers without that property.
+        """
+        _zero_pruned(grads, self.masks)
+        for g in grads.values():
+            g.mul_(self.active.reshape((-1,) + (1,) * (g.ndim - 1)))
+        self.opt_step(self.params, grads, self.state, self.lr, self.active, **self.step_kwargs)
+        _zero_pruned(self.params, self.masks)
 
     def _add_noise(self, grads: Params) -> None:
         if not self.noise_gens:

@@ -117,7 +117,7 @@ def expand(settings: LorScalingSettings) -> tuple[WorkUnit, ...]:
     Examples
     --------
     >>> [u.key for u in expand(PRESETS["tiny"])][:3]
-    ['n32-d8-dense-w8', 'n32-d8-dense-w32', 'n32-d8-sparse-w32']
+    ['n32-d8-dense-w8', 'n32-d8-dense-w16', 'n32-d8-sparse-w16']
     """
     units = []
     for n in settings.n_samples:
@@ -137,12 +137,13 @@ PRESETS = {
     "tiny": LorScalingSettings(
         n_samples=(32,),
         n_features=(8,),
-        dense_widths=(8, 32),
-        sparse_width=32,
+        dense_widths=(8, 16),
+        sparse_width=16,
         methods=("random", "snip"),
         densities=(0.5, 0.25),
         seeds=(0,),
-        max_steps=600,
+        lr=0.02,
+        max_steps=400,
         ascent_steps=5,
         restarts=2,
         lipsdp_max_neurons=16,

@@ -179,3 +179,11 @@ def test_broadcasting_matches_scalar_evaluation():
     out = L_BS(n=1e6, d=100, p=1e3, eps=0.5, delta=0.1, W=10, J=10, k=np.ones((2, 3)))
     assert out.shape == (2, 3)
     assert isinstance(L_BS(n=1e6, d=100, p=1e3, eps=0.5, delta=0.1, W=10, J=10), float)
+
+
+@given(n=counts, d=counts, d1=unit, d2=unit)
+def test_nfp_polynomial_in_delta_when_p_eff_dominates(n, d, d1, d2):
+    # L_NFP is proportional to sqrt(delta) once p_eff >> delta/2 log(4/delta) (THEORY §3.4).
+    args = dict(n=n, d=d, p_eff=1e12, eps=0.5, check_assumptions=False)
+    ratio = L_NFP(**args, delta=d1) / L_NFP(**args, delta=d2)
+    assert ratio == pytest.approx(np.sqrt(d1 / d2), rel=1e-9)

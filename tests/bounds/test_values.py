@@ -6,8 +6,14 @@ import pytest
 
 from robustlaw import bounds as rb
 
-mp.mp.dps = 50
 RTOL = 1e-12
+
+
+@pytest.fixture(autouse=True)
+def _high_precision():
+    """Reference values at 50 digits, without changing mpmath's global precision."""
+    with mp.workdps(50):
+        yield
 
 
 def l_bs_ref(n, d, p, eps, delta, W, J, c=1):

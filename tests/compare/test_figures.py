@@ -29,7 +29,7 @@ def test_band_figure_has_a_band_the_bound_and_the_law_per_method(rows, x):
         lows = sorted(r["lip_lower"] for r in rows if r["method"] == ax.get_title())
         ys = np.concatenate([ln.get_ydata() for ln in measured])
         assert lows[0] <= ys.min() and ys.max() <= lows[-1]  # medians lie within the data
-    assert axes[0].get_xlabel().startswith("free parameters" if x == "kept" else "effective")
+    assert axes[0].get_xlabel().startswith("p = kept" if x == "kept" else "p_eff")
 
 
 def test_band_figure_draws_on_given_axes(rows):

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustlaw._validation import check_choice, check_interval, check_seed
+from robustlaw._validation import check_interval, check_seed, get_registered
 from robustlaw.empirical.data.record import Dataset, check_count
 from robustlaw.empirical.ensemble import resolve_device
 from robustlaw.errors import ValidationError
@@ -182,7 +182,7 @@ def load_torchvision(
     ValidationError
         If torchvision is not installed, ``root`` does not exist or the files are missing.
     """
-    source = TORCHVISION_DATASETS[check_choice(name, "name", TORCHVISION_DATASETS)]
+    source = get_registered(TORCHVISION_DATASETS, name, "torchvision data set")
     try:
         datasets = importlib.import_module("torchvision.datasets")
     except ImportError:

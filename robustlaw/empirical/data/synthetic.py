@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from robustlaw._validation import check_choice, check_interval, check_seed
+from robustlaw._validation import check_interval, check_seed, get_registered
 from robustlaw.empirical.data.record import Dataset, check_count
 from robustlaw.empirical.ensemble import Ensemble, MLPSpec, init_mlp_ensemble, resolve_device
 from robustlaw.errors import ValidationError
@@ -73,7 +73,7 @@ INPUT_DISTRIBUTIONS: dict[str, InputDistribution] = {
 
 
 def _check_dim(kind: str, d) -> InputDistribution:
-    dist = INPUT_DISTRIBUTIONS[check_choice(kind, "inputs", INPUT_DISTRIBUTIONS)]
+    dist = get_registered(INPUT_DISTRIBUTIONS, kind, "inputs distribution")
     check_count(d, "n_features")
     if d < dist.min_dim:
         raise ValidationError(f"n_features must be at least {dist.min_dim} for {kind}, got {d}")

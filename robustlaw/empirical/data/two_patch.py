@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from robustlaw._validation import check_choice, check_interval, check_seed
+from robustlaw._validation import check_interval, check_seed, get_registered
 from robustlaw.empirical.data.record import Dataset, check_count
 from robustlaw.empirical.ensemble import resolve_device
 from robustlaw.errors import ValidationError
@@ -48,7 +48,7 @@ def signal_vectors(
     mu_kind: str, n_signals: int, d: int, mu_norm: float, generator: torch.Generator
 ) -> torch.Tensor:
     """Orthogonal signal vectors of norm ``mu_norm``, shape ``(n_signals, d)`` (float64)."""
-    fn = MU_KINDS[check_choice(mu_kind, "mu_kind", MU_KINDS)]
+    fn = get_registered(MU_KINDS, mu_kind, "mu_kind")
     if d < n_signals:
         raise ValidationError(f"d must be at least the number of signals {n_signals}, got {d}")
     return fn(n_signals, d, generator) * mu_norm

@@ -1,0 +1,60 @@
+"""Lipschitz constants of MLPs and ensembles: attained lower estimates, certified upper bounds.
+
+Every method returns a :class:`LipschitzEstimate` (value, kind, method, status, certified,
+seconds, details); :func:`estimate_lipschitz` runs any registered method by name
+(:data:`LIPSCHITZ_METHODS`). See ``docs/tutorials/lipschitz.md``.
+"""
+
+from robustlaw.empirical.lipschitz.eclipse import eclipse as eclipse
+from robustlaw.empirical.lipschitz.lipsdp import lipsdp as lipsdp
+from robustlaw.empirical.lipschitz.lower import GradientOptions as GradientOptions
+from robustlaw.empirical.lipschitz.lower import gradient_lower_bound as gradient_lower_bound
+from robustlaw.empirical.lipschitz.lower import jacobian as jacobian
+from robustlaw.empirical.lipschitz.registry import LIPSCHITZ_METHODS as LIPSCHITZ_METHODS
+from robustlaw.empirical.lipschitz.registry import EclipseOptions as EclipseOptions
+from robustlaw.empirical.lipschitz.registry import LipschitzMethod as LipschitzMethod
+from robustlaw.empirical.lipschitz.registry import LipSDPMethodOptions as LipSDPMethodOptions
+from robustlaw.empirical.lipschitz.registry import estimate_lipschitz as estimate_lipschitz
+from robustlaw.empirical.lipschitz.result import EstimateStatus as EstimateStatus
+from robustlaw.empirical.lipschitz.result import LipschitzEstimate as LipschitzEstimate
+from robustlaw.empirical.lipschitz.slopes import SLOPE_BOUNDS as SLOPE_BOUNDS
+from robustlaw.empirical.lipschitz.slopes import slope_bounds as slope_bounds
+from robustlaw.empirical.lipschitz.spectral import PowerIterationResult as PowerIterationResult
+from robustlaw.empirical.lipschitz.spectral import SpectralOptions as SpectralOptions
+from robustlaw.empirical.lipschitz.spectral import power_iteration as power_iteration
+from robustlaw.empirical.lipschitz.spectral import spectral_norm_bounds as spectral_norm_bounds
+from robustlaw.empirical.lipschitz.spectral import spectral_product as spectral_product
+from robustlaw.empirical.lipschitz.weights import Network as Network
+from robustlaw.empirical.lipschitz.weights import as_network as as_network
+from robustlaw.empirical.lipschitz.weights import as_weight_list as as_weight_list
+from robustlaw.empirical.lipschitz.weights import compress_input as compress_input
+from robustlaw.empirical.lipschitz.weights import drop_dead_units as drop_dead_units
+from robustlaw.empirical.lipschitz.weights import weights_from_ensemble as weights_from_ensemble
+
+__all__ = [
+    "LIPSCHITZ_METHODS",
+    "SLOPE_BOUNDS",
+    "EclipseOptions",
+    "EstimateStatus",
+    "GradientOptions",
+    "LipSDPMethodOptions",
+    "LipschitzEstimate",
+    "LipschitzMethod",
+    "Network",
+    "PowerIterationResult",
+    "SpectralOptions",
+    "as_network",
+    "as_weight_list",
+    "compress_input",
+    "drop_dead_units",
+    "eclipse",
+    "estimate_lipschitz",
+    "gradient_lower_bound",
+    "jacobian",
+    "lipsdp",
+    "power_iteration",
+    "slope_bounds",
+    "spectral_norm_bounds",
+    "spectral_product",
+    "weights_from_ensemble",
+]

@@ -60,7 +60,7 @@ def _run_fast(prepared: Prepared, slopes, solver, tol, max_iter, device) -> _Out
         )
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     scales = layer_scales(prepared.weights)
-    scaled = [w / s for w, s in zip(prepared.weights, scales)]
+    scaled = [w / s for w, s in zip(prepared.weights, scales, strict=True)]
     structure = LMIStructure(
         as_torch(scaled, dev),
         slopes,

@@ -7,7 +7,8 @@ returned is :math:`\\|J(x^\\star)\\|_2` of the real network at a reported point
 
 The search (all of it batched over members and start points):
 
-1. the given points;
+1. the given points and random points at several scales (biases put the regions that matter
+   at some distance from the origin);
 2. gradient ascent on a smoothed surrogate (ReLU's slope ``1[z>0]`` replaced by
    ``sigmoid(beta z)``, the slope of ``softplus``, with ``beta`` driven up), from the best
    data points and from random points, evaluating the real ``||J||`` after every step;
@@ -84,9 +85,12 @@ def jacobian(net: Network, x: torch.Tensor, *, beta: float | None = None) -> tor
     """
     slope = _ACTIVATIONS[net.activation][1]
     zs, _ = _preactivations(net, x)
-    J = net.weights[-1].unsqueeze(1)
+    k, n_points = x.shape[:2]
+    n_out = net.weights[-1].shape[1]
+    J = net.weights[-1].unsqueeze(1).expand(k, n_points, *net.weights[-1].shape[1:])
     for l in reversed(range(len(zs))):
-        J = (J * slope(zs[l], beta).unsqueeze(-2)) @ net.weights[l].unsqueeze(1)
+        J = (J * slope(zs[l], beta).unsqueeze(-2)).reshape(k, n_points * n_out, -1)
+        J = torch.bmm(J, net.weights[l]).reshape(k, n_points, n_out, -1)
     return J
 
 
@@ -108,19 +112,25 @@ class _Best:
     def update(self, x: torch.Tensor) -> torch.Tensor:
         """Evaluate the real Jacobian norm at ``x`` (K, S, d); return it; keep the best."""
         x = x.detach()
+        widths = self.net.weights[-1].shape[1] * max(self.net.layer_sizes)
+        chunk = max(1, 2**22 // (x.shape[0] * widths))
         with torch.no_grad():
-            zs, _ = _preactivations(self.net, x)
-            vals = _norm(jacobian(self.net, x))
-            # a point where a non-constant ReLU unit sits exactly on its kink is not reported
-            for z, w in zip(zs, self.net.weights, strict=False):
-                live = (w != 0).any(-1).unsqueeze(1)
-                vals = torch.where(((z == 0) & live).any(-1), torch.zeros_like(vals), vals)
+            vals = torch.cat([self._values(c) for c in x.split(chunk, dim=1)], dim=1)
         self.n_evaluations += vals.numel()
         top, idx = vals.max(dim=1)
         better = top > self.value
         members = torch.arange(x.shape[0])
         self.value = torch.where(better, top, self.value)
         self.point[better] = x[members, idx][better]
+        return vals
+
+    def _values(self, x: torch.Tensor) -> torch.Tensor:
+        zs, _ = _preactivations(self.net, x)
+        vals = _norm(jacobian(self.net, x))
+        # a point where a non-constant unit sits exactly on a ReLU kink is not reported
+        for z, w in zip(zs, self.net.weights, strict=False):
+            live = (w != 0).any(-1).unsqueeze(1)
+            vals = torch.where(((z == 0) & live).any(-1), torch.zeros_like(vals), vals)
         return vals
 
 
@@ -137,13 +147,14 @@ class GradientOptions:
     hop_rounds : int
         Rounds of random region hopping around the best points.
     n_points : int
-        Random points drawn from ``N(0, I/d)`` when no data is given.
+        Random points ``N(0, I/d)`` times a scale log-uniform in ``[r/3, 30 r]`` (``r`` the
+        RMS norm of the data, 1 without data), evaluated beside the data.
     """
 
     ascent_steps: int = 100
-    restarts: int = 8
+    restarts: int = 16
     hop_rounds: int = 30
-    n_points: int = 256
+    n_points: int = 1024
 
     def __post_init__(self) -> None:
         for name in ("ascent_steps", "restarts", "hop_rounds"):
@@ -153,13 +164,14 @@ class GradientOptions:
 
 def _ascend(best: _Best, x: torch.Tensor, steps: int, radius: float, smooth: bool) -> None:
     """Normalized gradient ascent on the (smoothed) Jacobian norm from ``x`` (K, S, d)."""
+    size = 0.1 * x.norm(dim=-1, keepdim=True).clamp_min(radius)
     x = x.clone().requires_grad_(True)
     for t in range(steps):
         frac = t / max(steps - 1, 1)
         beta = 10 ** (4 * frac) if smooth else None
         with torch.enable_grad():
             (grad,) = torch.autograd.grad(_norm(jacobian(best.net, x, beta=beta)).sum(), x)
-        step = radius * 0.1 * (1 - 0.99 * frac)
+        step = size * (1 - 0.99 * frac)
         with torch.no_grad():
             x += step * grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-300)
         best.update(x)
@@ -167,8 +179,10 @@ def _ascend(best: _Best, x: torch.Tensor, steps: int, radius: float, smooth: boo
 
 def _pair_attack(best: _Best, x: torch.Tensor, steps: int, radius: float, gen) -> torch.Tensor:
     """Ascent on the difference quotient over pairs; return the best quotient per member."""
-    d = torch.randn(x.shape, generator=gen, dtype=x.dtype) * (0.5 * radius / x.shape[-1] ** 0.5)
+    size = x.norm(dim=-1, keepdim=True).clamp_min(radius)
+    d = torch.randn(x.shape, generator=gen, dtype=x.dtype) * (0.5 * size / x.shape[-1] ** 0.5)
     pair = torch.cat([x, x + d], dim=1).clone().requires_grad_(True)
+    size = torch.cat([size, size], dim=1)
     s = x.shape[1]
     for t in range(steps):
         with torch.enable_grad():
@@ -176,7 +190,7 @@ def _pair_attack(best: _Best, x: torch.Tensor, steps: int, radius: float, gen) -
             q = (f[:, :s] - f[:, s:]).norm(dim=-1) / (pair[:, :s] - pair[:, s:]).norm(dim=-1)
             (grad,) = torch.autograd.grad(q.sum(), pair)
         with torch.no_grad():
-            step = radius * 0.05 * (1 - 0.99 * t / max(steps, 1))
+            step = 0.05 * size * (1 - 0.99 * t / max(steps, 1))
             pair += step * grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-300)
     with torch.no_grad():
         _, f = _preactivations(best.net, pair)
@@ -188,14 +202,20 @@ def _pair_attack(best: _Best, x: torch.Tensor, steps: int, radius: float, gen) -
     return q.max(dim=1).values
 
 
+def _per_member(t: torch.Tensor | None, batched: bool):
+    if t is None:
+        return None
+    return t.numpy() if batched else float(t[0])
+
+
 def gradient_lower_bound(
     model_or_weights,
     X=None,
     *,
     ascent_steps: int = 100,
-    restarts: int = 8,
+    restarts: int = 16,
     hop_rounds: int = 30,
-    n_points: int = 256,
+    n_points: int = 1024,
     generator: torch.Generator | None = None,
 ) -> LipschitzEstimate:
     """Largest real Jacobian norm found: a lower estimate attained at ``details["x_star"]``.
@@ -208,8 +228,8 @@ def gradient_lower_bound(
         See :func:`~robustlaw.empirical.lipschitz.weights.as_network`.
     X : array_like, optional
         Points of shape ``(n_samples, n_features)`` (shared) or
-        ``(n_members, n_samples, n_features)``. Without data, ``n_points`` points are drawn
-        from ``N(0, I/d)``.
+        ``(n_members, n_samples, n_features)``. Optional: ``n_points`` random points are
+        always added (see :class:`GradientOptions`).
     ascent_steps, restarts, hop_rounds, n_points
         See :class:`GradientOptions`.
     generator : torch.Generator, optional
@@ -230,40 +250,45 @@ def gradient_lower_bound(
     >>> round(est.value, 9), est.kind
     (5.0, 'lower')
     """
-    options = GradientOptions(
+    GradientOptions(  # validates the keywords
         ascent_steps=ascent_steps, restarts=restarts, hop_rounds=hop_rounds, n_points=n_points
     )
     start = time.perf_counter()
     net = as_network(model_or_weights)
     k, dim = net.n_members, net.layer_sizes[0]
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    if X is None:
-        X = torch.randn(options.n_points, dim, generator=gen, dtype=torch.float64) / dim**0.5
-    X = check_tensor(X, "X", ndim=(2, 3), dtype=torch.float64)
-    if X.shape[-1] != dim or (X.ndim == 3 and X.shape[0] != k):
-        raise ValidationError(
-            f"X must have shape (n_samples, {dim}) or ({k}, n_samples, {dim}), got {tuple(X.shape)}"
-        )
-    X = X.expand(k, *X.shape[-2:]) if X.ndim == 2 else X
-    radius = float(X.norm(dim=-1).pow(2).mean().sqrt().clamp_min(1e-12))
+    if X is not None:
+        X = check_tensor(X, "X", ndim=(2, 3), dtype=torch.float64)
+        if X.shape[-1] != dim or (X.ndim == 3 and X.shape[0] != k):
+            raise ValidationError(
+                f"X must have shape (n_samples, {dim}) or ({k}, n_samples, {dim}), got "
+                f"{tuple(X.shape)}"
+            )
+        X = X.expand(k, *X.shape[-2:]) if X.ndim == 2 else X
+    radius = 1.0 if X is None else float(X.norm(dim=-1).pow(2).mean().sqrt().clamp_min(1e-12))
+
+    def draw(n):  # N(0, I/d) points at scales log-uniform in [radius/3, 30 radius]
+        scale = radius * 10 ** (2 * torch.rand(k, n, 1, generator=gen, dtype=torch.float64) - 0.5)
+        return torch.randn(k, n, dim, generator=gen, dtype=torch.float64) * scale / dim**0.5
+
     best = _Best(net)
-    vals = best.update(X)
-    data_value = best.value.clone()
-    top = vals.topk(min(restarts, X.shape[1]), dim=1).indices
-    starts = torch.cat(
-        [
-            X[torch.arange(k)[:, None], top],
-            torch.randn(k, restarts, dim, generator=gen, dtype=torch.float64) * radius / dim**0.5,
-        ],
-        dim=1,
-    )
-    smooth = net.activation in ("relu", "leaky_relu")
-    _ascend(best, starts, ascent_steps, radius, smooth)
+    data_value = best.update(X).max(dim=1).values if X is not None else None
+    pool = draw(n_points) if X is None else torch.cat([X, draw(n_points)], dim=1)
+    vals = best.update(pool)
+    top = vals.topk(min(restarts, pool.shape[1]), dim=1).indices
+    starts = torch.cat([pool[torch.arange(k)[:, None], top], draw(restarts)], dim=1)
+    if restarts:
+        _ascend(best, starts, ascent_steps, radius, net.activation in ("relu", "leaky_relu"))
     for r in range(hop_rounds):
-        scale = radius * 0.3 * (0.01 ** (r / max(hop_rounds - 1, 1)))
-        noise = torch.randn(k, 4 * max(restarts, 1), dim, generator=gen, dtype=torch.float64)
-        best.update(best.point.unsqueeze(1) + scale * noise / dim**0.5)
-    quotient = _pair_attack(best, starts, ascent_steps, radius, gen)
+        scale = 0.3 * (0.01 ** (r / max(hop_rounds - 1, 1)))
+        size = best.point.norm(dim=-1).clamp_min(radius)[:, None, None] * scale / dim**0.5
+        noise = torch.randn(k, 8 * max(restarts, 1), dim, generator=gen, dtype=torch.float64)
+        best.update(best.point.unsqueeze(1) + size * noise)
+    quotient = (
+        _pair_attack(best, starts, ascent_steps, radius, gen)
+        if restarts
+        else torch.zeros(k, dtype=torch.float64)
+    )
     value = best.value.clamp_min(0.0).numpy()
     x_star = best.point.numpy()
     return LipschitzEstimate(
@@ -277,8 +302,8 @@ def gradient_lower_bound(
         solver="torch",
         details={
             "x_star": x_star if net.batched else x_star[0],
-            "data_value": data_value.numpy() if net.batched else float(data_value[0]),
-            "pair_quotient": quotient.numpy() if net.batched else float(quotient[0]),
+            "data_value": _per_member(data_value, net.batched),
+            "pair_quotient": _per_member(quotient, net.batched),
             "n_evaluations": best.n_evaluations,
         },
     )

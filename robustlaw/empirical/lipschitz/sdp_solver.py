@@ -28,6 +28,7 @@ import torch
 
 from robustlaw._validation import check_interval
 from robustlaw.empirical.lipschitz.sdp_structure import LMIStructure
+from robustlaw.errors import SolverError
 
 __all__ = ["IPMOptions", "IPMResult", "solve_ipm"]
 
@@ -130,15 +131,84 @@ class _Operators:
         return h
 
 
-def _solve_spd(h: torch.Tensor, rhs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Solve ``h d = r`` for each ``r``, by Cholesky, regularizing if it is not numerically PD."""
+def _factor_spd(h: torch.Tensor) -> torch.Tensor:
+    """Cholesky factor of ``h``, with a tiny diagonal shift if it is not numerically PD."""
     scale = float(h.diagonal().abs().max())
-    for shift in (0.0, 1e-14, 1e-12, 1e-10, 1e-8):
-        eye = torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
+    eye = torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
+    for shift in (0.0, 1e-14, 1e-12, 1e-10, 1e-8, 1e-6):
         chol, info = torch.linalg.cholesky_ex(h + shift * scale * eye)
         if int(info) == 0:
-            return [torch.cholesky_solve(r[:, None], chol)[:, 0] for r in rhs]
-    return [torch.linalg.lstsq(h, r[:, None]).solution[:, 0] for r in rhs]
+            return chol
+    raise SolverError("the interior-point Schur complement is not positive definite")
+
+
+@dataclass(frozen=True)
+class _Point:
+    """An iterate: primal ``(X, x)``, dual ``(S, y)``; the linear dual slacks are ``lambda``."""
+
+    x: torch.Tensor
+    x_lin: torch.Tensor
+    s: torch.Tensor
+    y: torch.Tensor
+
+    @property
+    def lam(self) -> torch.Tensor:
+        return self.y[:-1]
+
+    def moved(self, step: float, d: _Point) -> _Point:
+        return _Point(
+            _sym(self.x + step * d.x), self.x_lin + step * d.x_lin,
+            _sym(self.s + step * d.s), self.y + step * d.y,
+        )  # fmt: skip
+
+    def dot(self, other: _Point) -> float:
+        """``<X, S'> + <x, lambda'>``."""
+        return float((self.x * other.s).sum() + self.x_lin @ other.lam)
+
+
+class _Newton:
+    """The HKM Newton system at one iterate, factored once for predictor and corrector."""
+
+    def __init__(self, ops: _Operators, pt: _Point, r_p: torch.Tensor, r_d: torch.Tensor):
+        self.ops, self.pt, self.r_p, self.r_d = ops, pt, r_p, r_d
+        self.chol_x, self.chol_s = torch.linalg.cholesky(pt.x), torch.linalg.cholesky(pt.s)
+        self.z = torch.cholesky_inverse(self.chol_s)
+        h = ops.schur(pt.x, self.z)
+        m = pt.lam.shape[0]
+        h[:m, :m] += torch.diag(pt.x_lin / pt.lam)
+        self.h_chol = _factor_spd(h)
+        self.base = pt.x @ r_d @ self.z
+
+    def direction(self, sigma_mu: float, corr: _Point | None = None) -> _Point:
+        """Solve for the step towards ``sigma_mu`` on the central path (``corr``: Mehrotra)."""
+        pt, z, m = self.pt, self.z, self.pt.lam.shape[0]
+        corr_mat = 0.0 if corr is None else corr.x @ corr.s @ z
+        corr_lin = 0.0 if corr is None else corr.x_lin * corr.lam / pt.lam
+        rhs = self.r_p - self.ops.forward(sigma_mu * z - pt.x - self.base - corr_mat)
+        rhs[:m] += sigma_mu / pt.lam - pt.x_lin - corr_lin
+        dy = torch.cholesky_solve(rhs[:, None], self.h_chol)[:, 0]
+        ds = self.r_d - self.ops.adjoint(dy)
+        dx = _sym(sigma_mu * z - pt.x - pt.x @ ds @ z - corr_mat)
+        dx_lin = sigma_mu / pt.lam - pt.x_lin - pt.x_lin * dy[:-1] / pt.lam - corr_lin
+        return _Point(dx, dx_lin, ds, dy)
+
+    def max_step(self, d: _Point) -> float:
+        """The largest step keeping both ``(X, x)`` and ``(S, lambda)`` in their cones."""
+        return min(
+            _max_step(self.chol_x, d.x), _max_step_vec(self.pt.x_lin, d.x_lin),
+            _max_step(self.chol_s, d.s), _max_step_vec(self.pt.lam, d.lam),
+        )  # fmt: skip
+
+
+def _start(structure: LMIStructure, b: torch.Tensor, norm_c: float) -> _Point:
+    """The starting point of SDPT3 (Toh, Todd, Tutuncu 1999): scaled identities."""
+    ref, n, m = structure.weights[0], structure.dim, structure.n_multipliers
+    norms = torch.cat([structure.g_norms(), ref.new_full((1,), structure.n_in**0.5)])
+    xi = max(10.0, n**0.5, n * float((1.0 + b.abs()).div(1.0 + norms).max()))
+    eta = max(10.0, n**0.5, float(norms.max()), norm_c)
+    eye = torch.eye(n, dtype=ref.dtype, device=ref.device)
+    y = torch.cat([ref.new_full((m,), eta), ref.new_zeros(1)])
+    return _Point(xi * eye, ref.new_full((m,), xi), eta * eye, y)
 
 
 def solve_ipm(structure: LMIStructure, options: IPMOptions | None = None) -> IPMResult:
@@ -155,84 +225,46 @@ def solve_ipm(structure: LMIStructure, options: IPMOptions | None = None) -> IPM
     -------
     IPMResult
         Multipliers, the solver's objective, the dual value and the iteration count.
+
+    Raises
+    ------
+    SolverError
+        If the Newton system breaks down numerically.
     """
     opts = options or IPMOptions()
     ops = _Operators(structure)
-    ref = structure.weights[0]
-    n, m, n0 = structure.dim, structure.n_multipliers, structure.n_in
-    eye = torch.eye(n, dtype=ref.dtype, device=ref.device)
-    c_tilde = -structure.constant()
-    b = ref.new_zeros(m + 1)
+    m, n0 = structure.n_multipliers, structure.n_in
+    c_tilde = -structure.constant
+    b = c_tilde.new_zeros(m + 1)
     b[-1] = -1.0
-    norm_b, norm_c = 1.0, 1.0 + float(torch.linalg.matrix_norm(c_tilde))
-    # Starting point of SDPT3 (Toh, Todd, Tutuncu 1999): scaled identities.
-    norms = torch.cat([structure.g_norms(), ref.new_full((1,), n0**0.5)])
-    xi = max(10.0, n**0.5, n * float((1.0 + b.abs()).div(1.0 + norms).max()))
-    eta = max(10.0, n**0.5, float(norms.max()), norm_c)
-    x_mat, s_mat = xi * eye, eta * eye
-    x_lin = ref.new_full((m,), xi)  # primal slacks of lambda >= 0; their dual slacks are lambda
-    y = torch.cat([ref.new_full((m,), eta), ref.new_zeros(1)])
+    norm_c = 1.0 + float(torch.linalg.matrix_norm(c_tilde))
+    pt = _start(structure, b, norm_c)
     n_iter, converged = 0, False
     for n_iter in range(1, opts.max_iter + 1):  # noqa: B007 (n_iter is reported)
-        lam = y[:-1]
-        r_p = b - ops.forward(x_mat) + torch.cat([x_lin, ref.new_zeros(1)])
-        r_d = c_tilde - ops.adjoint(y) - s_mat
-        gap = float((x_mat * s_mat).sum() + x_lin @ lam)
-        pobj, dobj = float((c_tilde * x_mat).sum()), float(b @ y)
+        r_p = b - ops.forward(pt.x)
+        r_p[:m] += pt.x_lin
+        r_d = c_tilde - ops.adjoint(pt.y) - pt.s
+        pobj, dobj = float((c_tilde * pt.x).sum()), float(b @ pt.y)
         rel_gap = abs(pobj - dobj) / (1.0 + abs(pobj) + abs(dobj))
-        p_inf = float(r_p.norm()) / (1.0 + norm_b)
+        p_inf = float(r_p.norm()) / 2.0
         d_inf = float(torch.linalg.matrix_norm(r_d)) / norm_c
         logger.debug("ipm %d: gap %.2e pinf %.2e dinf %.2e", n_iter, rel_gap, p_inf, d_inf)
         if max(rel_gap, p_inf, d_inf) < opts.tol:
             converged = True
             break
-        mu = gap / (n + m)
-        chol_x, chol_s = torch.linalg.cholesky(x_mat), torch.linalg.cholesky(s_mat)
-        z_mat = torch.cholesky_inverse(chol_s)
-        h = ops.schur(x_mat, z_mat)
-        h[:m, :m] += torch.diag(x_lin / lam)
-        base = x_mat @ r_d @ z_mat
-
-        def direction(sigma_mu, corr_mat, corr_lin):
-            rhs = r_p - ops.forward(sigma_mu * z_mat - x_mat - base - corr_mat)
-            rhs[:m] += sigma_mu / lam - x_lin - corr_lin
-            return rhs
-
-        def complete(dy, sigma_mu, corr_mat, corr_lin):
-            ds = r_d - ops.adjoint(dy)
-            dx = _sym(sigma_mu * z_mat - x_mat - x_mat @ ds @ z_mat - corr_mat)
-            dlam = dy[:-1]
-            dx_lin = sigma_mu / lam - x_lin - x_lin * dlam / lam - corr_lin
-            return dx, dx_lin, ds, dlam
-
-        zero_lin = torch.zeros_like(x_lin)
-        (dy,) = _solve_spd(h, [direction(0.0, 0.0, zero_lin)])
-        dx, dx_lin, ds, dlam = complete(dy, 0.0, 0.0, zero_lin)
-        t_p = min(1.0, _max_step(chol_x, dx), _max_step_vec(x_lin, dx_lin))
-        t_d = min(1.0, _max_step(chol_s, ds), _max_step_vec(lam, dlam))
-        gap_aff = float(((x_mat + t_p * dx) * (s_mat + t_d * ds)).sum())
-        gap_aff += float((x_lin + t_p * dx_lin) @ (lam + t_d * dlam))
-        sigma = min(1.0, max(0.0, gap_aff / gap)) ** 3
-        corr_mat = dx @ ds @ z_mat
-        corr_lin = dx_lin * dlam / lam
-        (dy,) = _solve_spd(h, [direction(sigma * mu, corr_mat, corr_lin)])
-        dx, dx_lin, ds, dlam = complete(dy, sigma * mu, corr_mat, corr_lin)
+        gap = pt.dot(pt)
+        mu = gap / (structure.dim + m)
+        newton = _Newton(ops, pt, r_p, r_d)
+        pred = newton.direction(0.0)
+        t_aff = min(1.0, newton.max_step(pred))
+        sigma = min(1.0, max(0.0, pt.moved(t_aff, pred).dot(pt.moved(t_aff, pred)) / gap)) ** 3
+        d = newton.direction(sigma * mu, pred)
         # One step length for both sides: separate ones lost centrality on LipSDP.
-        t = min(
-            1.0,
-            opts.step_fraction * _max_step(chol_x, dx),
-            opts.step_fraction * _max_step_vec(x_lin, dx_lin),
-            opts.step_fraction * _max_step(chol_s, ds),
-            opts.step_fraction * _max_step_vec(lam, dlam),
-        )
+        t = min(1.0, opts.step_fraction * newton.max_step(d))
         logger.debug("ipm %d: step %.3g, sigma %.3g", n_iter, t, sigma)
-        x_mat, x_lin = _sym(x_mat + t * dx), x_lin + t * dx_lin
-        s_mat, y = _sym(s_mat + t * ds), y + t * dy
-    lower = float((structure.constant() * x_mat).sum()) / float(x_mat[:n0, :n0].trace())
+        pt = pt.moved(t, d)
+    lower = float((structure.constant * pt.x).sum()) / float(pt.x[:n0, :n0].trace())
     return IPMResult(
-        multipliers=y[:-1].clone(),
-        rho=float(y[-1]),
-        lower=lower,
-        n_iter=n_iter,
+        multipliers=pt.lam.clone(), rho=float(pt.y[-1]), lower=lower, n_iter=n_iter,
         converged=converged,
-    )
+    )  # fmt: skip

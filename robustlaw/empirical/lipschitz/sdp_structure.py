@@ -18,6 +18,7 @@ densely: it applies it block by block, so one product costs
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 
@@ -77,7 +78,7 @@ class LMIStructure:
         bounds = [0, self.n_in]
         for size in self.sizes:
             bounds.append(bounds[-1] + size)
-        return list(zip(bounds[:-1], bounds[1:]))
+        return list(zip(bounds[:-1], bounds[1:], strict=True))
 
     def _row_starts(self) -> list[int]:
         """Where each hidden layer starts in the LMI (``n_0`` plus earlier layers)."""
@@ -86,13 +87,15 @@ class LMIStructure:
     def apply_a(self, y: torch.Tensor) -> torch.Tensor:
         """``A @ y`` for ``y`` of shape ``(n, k)``; returns shape ``(N, k)``."""
         blocks = self._blocks()
-        return torch.cat([w @ y[lo:hi] for w, (lo, hi) in zip(self.weights[:-1], blocks)])
+        return torch.cat(
+            [w @ y[lo:hi] for w, (lo, hi) in zip(self.weights[:-1], blocks, strict=False)]
+        )
 
     def apply_at(self, u: torch.Tensor) -> torch.Tensor:
         """``A.T @ u`` for ``u`` of shape ``(N, k)``; returns shape ``(n, k)``."""
         out = u.new_zeros((self.dim, u.shape[1]))
         rows = self._blocks()[1:]
-        for w, (lo, hi), (rlo, rhi) in zip(self.weights[:-1], self._blocks(), rows):
+        for w, (lo, hi), (rlo, rhi) in zip(self.weights[:-1], self._blocks(), rows, strict=False):
             out[lo:hi] = w.T @ u[rlo - self.n_in : rhi - self.n_in]
         return out
 
@@ -113,8 +116,15 @@ class LMIStructure:
             1, self.groups, rows
         )
 
+    @cached_property
+    def a_matrix(self) -> torch.Tensor:
+        """``A`` as a dense ``(N, n)`` matrix (computed once)."""
+        ref = self.weights[0]
+        return self.apply_a(torch.eye(self.dim, dtype=ref.dtype, device=ref.device))
+
+    @cached_property
     def constant(self) -> torch.Tensor:
-        """``C``: ``W_L.T @ W_L`` on the last hidden block, zero elsewhere."""
+        """``C``: ``W_L.T @ W_L`` on the last hidden block, zero elsewhere (computed once)."""
         w_last = self.weights[-1]
         c = w_last.new_zeros((self.dim, self.dim))
         c[-w_last.shape[1] :, -w_last.shape[1] :] = w_last.T @ w_last
@@ -125,9 +135,11 @@ class LMIStructure:
         k_aa, k_ae, k_ee = self.k
         lam_bar = self.expand(lam)
         n0 = self.n_in
-        a_dense = self.apply_a(torch.eye(self.dim, dtype=lam.dtype, device=lam.device))
-        g = self.apply_at(a_dense * (k_aa * lam_bar)[:, None]) if k_aa else None
-        g = lam.new_zeros((self.dim, self.dim)) if g is None else g
+        a_dense = self.a_matrix
+        if k_aa:
+            g = self.apply_at(a_dense * (k_aa * lam_bar)[:, None])
+        else:
+            g = lam.new_zeros((self.dim, self.dim))
         cross = a_dense.T * (k_ae * lam_bar)[None, :]
         g[:, n0:] += cross
         g[n0:, :] += cross.T
@@ -143,7 +155,9 @@ class LMIStructure:
         quad = torch.cat(
             [
                 (ax[r - n0 : r - n0 + w.shape[0], lo:hi] * w).sum(1)
-                for w, (lo, hi), r in zip(self.weights[:-1], self._blocks(), self._row_starts())
+                for w, (lo, hi), r in zip(
+                    self.weights[:-1], self._blocks(), self._row_starts(), strict=False
+                )
             ]
         )
         per_unit = k_aa * quad + 2.0 * k_ae * ax[hidden, n0 + hidden] + k_ee * x.diagonal()[n0:]

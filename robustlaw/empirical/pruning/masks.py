@@ -175,11 +175,14 @@ def exact_top_k(scores: Tensors, alive: Tensors, n_keep: torch.Tensor) -> dict[s
         raise ValidationError(
             f"cannot keep {n_keep.tolist()} entries when {n_alive.tolist()} are alive"
         )
-    # +0.0 turns -0.0 into 0.0 so that a radix sort cannot split equal zeros.
-    order = torch.argsort(-(flat + 0.0), dim=1, stable=True)
-    # Second stable pass: alive entries first, keeping the score order among each group.
-    dead_first = (~live).gather(1, order).to(torch.int8)
-    order = order.gather(1, torch.argsort(dead_first, dim=1, stable=True))
+    # Dead entries sort last: -inf (+0.0 also turns -0.0 into 0.0, so a radix sort cannot
+    # split equal zeros).
+    flat = torch.where(live, flat + 0.0, -math.inf)
+    order = torch.argsort(-flat, dim=1, stable=True)
+    if bool((live & (flat == -math.inf)).any()):
+        # Alive entries scored -inf tie with dead ones: a second stable pass puts alive first.
+        dead_first = (~live).gather(1, order).to(torch.int8)
+        order = order.gather(1, torch.argsort(dead_first, dim=1, stable=True))
     rank_kept = torch.arange(flat.shape[1], device=flat.device).unsqueeze(0) < n_keep.unsqueeze(1)
     keep = torch.zeros_like(live).scatter_(1, order, rank_kept)
     out, start = {}, 0

@@ -277,7 +277,7 @@ def grasp_scores(ctx: PruneContext) -> Tensors:
 
 
 def grasp_abs_scores(ctx: PruneContext) -> Tensors:
-    """|GraSP| keep-score ``|θ ⊙ Hg|`` (Missing the Mark's improved GraSP)."""
+    """Absolute GraSP keep-score ``|θ ⊙ Hg|`` (the improved GraSP of Missing the Mark)."""
     return {k: v.abs() for k, v in grasp_scores(ctx).items()}
 
 

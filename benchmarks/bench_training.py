@@ -1,0 +1,141 @@
+"""Batched ensemble training against a per-model PyTorch loop (issue 3, "Speed").
+
+One training step (forward, backward, optimizer update, re-masking) of K masked MLPs:
+
+* loop: K separate ``nn.Sequential`` models, each with its own ``torch.optim`` optimizer; the
+  mask is multiplied into the weights before every forward (OpenLTH's rule), so pruned weights
+  get zero gradient, and re-applied after the step;
+* batched: :func:`robustlaw.empirical.train_ensemble` on stacked ``(K, out, in)`` weights.
+
+Per-model throughput is ``time per step / K``. FLOPs per model step are counted as
+``6 * batch * n_weights`` (forward 2, backward 4 multiply-adds per weight and example).
+
+Usage::
+
+    python benchmarks/bench_training.py            # CPU: K=256 masked 30-100-100-1 MLPs
+    python benchmarks/bench_training.py --gpu      # CUDA: K=1024 masked 784-200-200-10 MLPs
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch import nn
+
+from robustlaw.empirical import MLPSpec, TrainOptions, init_mlp_ensemble, train_ensemble
+from robustlaw.empirical.ensemble_io import member_to_sequential
+
+CONFIGS = {
+    "cpu": {"sizes": (30, 100, 100, 1), "k": 256, "batch": 64, "loss": "mse", "device": "cpu"},
+    "gpu": {
+        "sizes": (784, 200, 200, 10),
+        "k": 1024,
+        "batch": 64,
+        "loss": "cross_entropy",
+        "device": "cuda",
+    },
+}
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _data(cfg, gen):
+    X = torch.randn(cfg["batch"], cfg["sizes"][0], generator=gen).to(cfg["device"])
+    if cfg["loss"] == "mse":
+        y = (torch.randint(0, 2, (cfg["batch"],), generator=gen) * 2 - 1).float()
+    else:
+        y = torch.randint(0, cfg["sizes"][-1], (cfg["batch"],), generator=gen)
+    return X, y.to(cfg["device"])
+
+
+def time_loop(ens, X, y, cfg, n_models: int, steps: int) -> float:
+    """Seconds per step of the per-model loop, for ``n_models`` of the members."""
+    nets = [member_to_sequential(ens, k) for k in range(n_models)]
+    masks = [{k: m[i] for k, m in ens.masks.items()} for i in range(n_models)]
+    opts = [torch.optim.Adam(net.parameters(), lr=1e-3) for net in nets]
+    loss_fn = nn.MSELoss() if cfg["loss"] == "mse" else nn.CrossEntropyLoss()
+    target = y.unsqueeze(-1) if cfg["loss"] == "mse" else y
+
+    def step() -> None:
+        for net, mask, opt in zip(nets, masks, opts, strict=True):
+            with torch.no_grad():
+                for name, p in net.named_parameters():
+                    if name in mask:
+                        p.mul_(mask[name])
+            opt.zero_grad()
+            loss_fn(net(X), target).backward()
+            opt.step()
+
+    step()  # warm-up
+    _sync(cfg["device"])
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(cfg["device"])
+    return (time.perf_counter() - start) / steps
+
+
+def time_batched(ens, X, y, cfg, steps: int) -> float:
+    """Seconds per step of :func:`train_ensemble` (one call of ``steps`` steps, minus one)."""
+    opts = TrainOptions(lr=1e-3, loss=cfg["loss"], max_steps=steps)
+    train_ensemble(ens, X, y, TrainOptions(lr=1e-3, loss=cfg["loss"], max_steps=2))  # warm-up
+    one = TrainOptions(lr=1e-3, loss=cfg["loss"], max_steps=1)
+    _sync(cfg["device"])
+    start = time.perf_counter()
+    train_ensemble(ens, X, y, one)
+    _sync(cfg["device"])
+    fixed = time.perf_counter() - start
+    start = time.perf_counter()
+    train_ensemble(ens, X, y, opts)
+    _sync(cfg["device"])
+    return (time.perf_counter() - start - fixed) / (steps - 1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--gpu", action="store_true", help="run the CUDA configuration")
+    parser.add_argument("--k", type=int, nargs="*", help="ensemble sizes (default: the config's)")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
+    parser.add_argument("--loop-models", type=int, help="models timed in the loop (default K)")
+    parser.add_argument("--density", type=float, default=0.1, help="kept fraction per mask")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (default torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = CONFIGS["gpu" if args.gpu else "cpu"]
+    gen = torch.Generator().manual_seed(0)
+    X, y = _data(cfg, gen)
+    spec = MLPSpec(layer_sizes=cfg["sizes"])
+    print(
+        f"device={cfg['device']} sizes={cfg['sizes']} batch={cfg['batch']} "
+        f"threads={torch.get_num_threads()} torch={torch.__version__}"
+    )
+    print(
+        f"{'K':>6} {'loop ms/step':>13} {'batched ms/step':>16} {'loop us/model':>14} "
+        f"{'batched us/model':>17} {'ratio':>7} {'GFLOP/s':>8}"
+    )
+    for k in args.k or [cfg["k"]]:
+        ens = init_mlp_ensemble(spec, seeds=range(k), device=cfg["device"])
+        masks = {
+            n: torch.rand(m.shape, generator=gen).to(m.device) < args.density
+            for n, m in ens.masks.items()
+        }
+        ens = ens.with_masks(masks)
+        n_loop = min(k, args.loop_models or k)
+        loop_per_model = time_loop(ens, X, y, cfg, n_loop, max(2, args.steps // 4)) / n_loop
+        batched = time_batched(ens, X, y, cfg, args.steps)
+        flops = 6 * cfg["batch"] * spec.n_weights() * k
+        print(
+            f"{k:>6} {loop_per_model * k * 1e3:>13.2f} {batched * 1e3:>16.2f} "
+            f"{loop_per_model * 1e6:>14.1f} {batched / k * 1e6:>17.2f} "
+            f"{loop_per_model * k / batched:>7.1f} {flops / batched / 1e9:>8.2f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
