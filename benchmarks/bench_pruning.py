@@ -4,28 +4,23 @@ Run as a script: ``python benchmarks/bench_pruning.py``. For each method and K i
 ``prune(ensemble, plans)`` on all K members at once and the loop ``prune(member_k, plan_k)``
 over the same members (the naive way), and prints the ratio. Both give identical masks
 (checked here, and in ``tests/empirical/pruning/test_plan.py``).
+
+Torch runs with one intra-op thread (``--threads``): on a small machine shared with other
+work, two threads oversubscribe the cores and make every batched op several times slower.
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import torch
 
-from robustlaw.empirical.ensemble import Ensemble, MLPSpec, init_mlp_ensemble
-from robustlaw.empirical.pruning import PrunePlan, prune
+from robustlaw.empirical.ensemble import MLPSpec, init_mlp_ensemble
+from robustlaw.empirical.pruning import PrunePlan, prune, select_members
 
 SPEC = MLPSpec(layer_sizes=(30, 100, 100, 1))
 METHODS = ("random", "magnitude", "snip", "grasp", "synflow")
-
-
-def _member(ens: Ensemble, i: int) -> Ensemble:
-    return Ensemble(
-        spec=ens.spec,
-        params={k: v[i : i + 1] for k, v in ens.params.items()},
-        masks={k: v[i : i + 1] for k, v in ens.masks.items()},
-        seeds=ens.seeds[i : i + 1],
-    )
 
 
 def _time(fn, repeats: int = 1) -> tuple[float, object]:
@@ -38,6 +33,11 @@ def _time(fn, repeats: int = 1) -> tuple[float, object]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {args.threads} thread(s), MLP {SPEC.layer_sizes}")
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(200, 30, generator=gen)
     y = torch.sign(torch.randn(200, generator=gen))
@@ -49,7 +49,7 @@ def main() -> None:
             plans = [PrunePlan(method=method, density=0.1, seed=s) for s in range(k)]
             t_batch, res = _time(lambda: prune(ens, plans, data=(x, y)))  # noqa: B023
             t_loop, singles = _time(
-                lambda: [prune(_member(ens, i), plans[i], data=(x, y)) for i in range(k)]  # noqa: B023
+                lambda: [prune(select_members(ens, [i]), plans[i], data=(x, y)) for i in range(k)]  # noqa: B023
             )
             for i, single in enumerate(singles):
                 for name, m in single.ensemble.masks.items():

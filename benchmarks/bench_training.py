@@ -53,11 +53,14 @@ def _data(cfg, gen):
     return X, y.to(cfg["device"])
 
 
-def time_loop(ens, X, y, cfg, n_models: int, steps: int) -> float:
+TORCH_OPTIMIZERS = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+
+
+def time_loop(ens, X, y, cfg, n_models: int, steps: int, optimizer: str) -> float:
     """Seconds per step of the per-model loop, for ``n_models`` of the members."""
     nets = [member_to_sequential(ens, k) for k in range(n_models)]
     masks = [{k: m[i] for k, m in ens.masks.items()} for i in range(n_models)]
-    opts = [torch.optim.Adam(net.parameters(), lr=1e-3) for net in nets]
+    opts = [TORCH_OPTIMIZERS[optimizer](net.parameters(), lr=1e-3) for net in nets]
     loss_fn = nn.MSELoss() if cfg["loss"] == "mse" else nn.CrossEntropyLoss()
     target = y.unsqueeze(-1) if cfg["loss"] == "mse" else y
 
@@ -80,11 +83,11 @@ def time_loop(ens, X, y, cfg, n_models: int, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def time_batched(ens, X, y, cfg, steps: int) -> float:
+def time_batched(ens, X, y, cfg, steps: int, optimizer: str) -> float:
     """Seconds per step of :func:`train_ensemble` (one call of ``steps`` steps, minus one)."""
-    opts = TrainOptions(lr=1e-3, loss=cfg["loss"], max_steps=steps)
-    train_ensemble(ens, X, y, TrainOptions(lr=1e-3, loss=cfg["loss"], max_steps=2))  # warm-up
-    one = TrainOptions(lr=1e-3, loss=cfg["loss"], max_steps=1)
+    opts = TrainOptions(optimizer=optimizer, lr=1e-3, loss=cfg["loss"], max_steps=steps)
+    train_ensemble(ens, X, y, TrainOptions(optimizer=optimizer, loss=cfg["loss"], max_steps=2))
+    one = TrainOptions(optimizer=optimizer, lr=1e-3, loss=cfg["loss"], max_steps=1)
     _sync(cfg["device"])
     start = time.perf_counter()
     train_ensemble(ens, X, y, one)
@@ -104,15 +107,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loop-models", type=int, help="models timed in the loop (default K)")
     parser.add_argument("--density", type=float, default=0.1, help="kept fraction per mask")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default torch's)")
+    parser.add_argument("--optimizer", default="adam", choices=sorted(TORCH_OPTIMIZERS))
+    parser.add_argument("--batch", type=int, help="examples per step (default 64)")
+    parser.add_argument("--device", help="override the configuration's device")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = CONFIGS["gpu" if args.gpu else "cpu"]
+    cfg = dict(CONFIGS["gpu" if args.gpu else "cpu"])
+    cfg["batch"] = args.batch or cfg["batch"]
+    cfg["device"] = args.device or cfg["device"]
     gen = torch.Generator().manual_seed(0)
     X, y = _data(cfg, gen)
     spec = MLPSpec(layer_sizes=cfg["sizes"])
     print(
         f"device={cfg['device']} sizes={cfg['sizes']} batch={cfg['batch']} "
+        f"optimizer={args.optimizer} density={args.density} "
         f"threads={torch.get_num_threads()} torch={torch.__version__}"
     )
     print(
@@ -127,8 +136,9 @@ def main(argv: list[str] | None = None) -> None:
         }
         ens = ens.with_masks(masks)
         n_loop = min(k, args.loop_models or k)
-        loop_per_model = time_loop(ens, X, y, cfg, n_loop, max(2, args.steps // 4)) / n_loop
-        batched = time_batched(ens, X, y, cfg, args.steps)
+        loop_steps = max(2, args.steps // 4)
+        loop_per_model = time_loop(ens, X, y, cfg, n_loop, loop_steps, args.optimizer) / n_loop
+        batched = time_batched(ens, X, y, cfg, args.steps, args.optimizer)
         flops = 6 * cfg["batch"] * spec.n_weights() * k
         print(
             f"{k:>6} {loop_per_model * k * 1e3:>13.2f} {batched * 1e3:>16.2f} "

@@ -22,12 +22,11 @@ __all__ = [
 ]
 
 
-def _describe(x: Any) -> str:
-    arr = np.asarray(x)
+def _describe(arr: np.ndarray, bad: np.ndarray) -> str:
+    """Describe the offending values: the scalar itself, or the first bad entries."""
     if arr.ndim == 0:
         return repr(arr.item())
-    bad = arr.ravel()
-    return f"array of shape {arr.shape} (first values {bad[:3].tolist()})"
+    return f"array of shape {arr.shape} (first bad values {arr[bad][:3].tolist()})"
 
 
 def check_interval(
@@ -71,7 +70,7 @@ def check_interval(
     except (TypeError, ValueError):
         raise ValidationError(f"{name} must be numeric, got {x!r}") from None
     if not np.all(np.isfinite(arr)):
-        raise ValidationError(f"{name} must be finite, got {_describe(arr[~np.isfinite(arr)])}")
+        raise ValidationError(f"{name} must be finite, got {_describe(arr, ~np.isfinite(arr))}")
     lo_ok = arr >= low if closed in ("left", "both") else arr > low
     hi_ok = arr <= high if closed in ("right", "both") else arr < high
     ok = lo_ok & hi_ok
@@ -79,7 +78,7 @@ def check_interval(
         left = "[" if closed in ("left", "both") else "("
         right = "]" if closed in ("right", "both") else ")"
         raise ValidationError(
-            f"{name} must be in {left}{low:g}, {high:g}{right}, got {_describe(arr[~ok])}"
+            f"{name} must be in {left}{low:g}, {high:g}{right}, got {_describe(arr, ~ok)}"
         )
     return arr
 

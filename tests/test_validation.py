@@ -26,6 +26,11 @@ def test_check_interval_end_points(value, closed, ok):
             check_interval(value, "eps", 0, 1, closed=closed)
 
 
+def test_check_interval_names_the_scalar():
+    with pytest.raises(ValidationError, match=r"eps must be in \(0, 1\), got 1.8$"):
+        check_interval(1.8, "eps", 0, 1)
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, [0.5, np.nan]])
 def test_check_interval_rejects_non_finite(bad):
     with pytest.raises(ValidationError, match="delta must be finite"):
@@ -35,7 +40,9 @@ def test_check_interval_rejects_non_finite(bad):
 def test_check_interval_rejects_strings_and_reports_bad_entries():
     with pytest.raises(ValidationError, match="n must be numeric"):
         check_interval("many", "n", 0)
-    with pytest.raises(ValidationError, match=r"got array of shape \(1,\)"):
+    with pytest.raises(
+        ValidationError, match=r"got array of shape \(3,\) \(first bad values \[-2.0\]\)"
+    ):
         check_interval([1.0, -2.0, 3.0], "n", 0)
 
 

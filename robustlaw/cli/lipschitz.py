@@ -58,7 +58,9 @@ def _load_pt(path: Path):
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several unrelated types for bad files
-        raise ValidationError(f"{path}: not a torch file readable with weights_only ({err})")
+        raise ValidationError(
+            f"{path}: not a torch file readable with weights_only ({err})"
+        ) from None
     if isinstance(payload, dict) and payload.get("format") == "robustlaw.ensemble":
         return load_ensemble(path)
     if isinstance(payload, dict):

@@ -14,6 +14,7 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (auto takes a GPU if any)")
     p.add_argument("--executor", default="local", help="local (this process) or ray")
     p.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per unit (CPU)")
     p.set_defaults(func=handler)
 
 
@@ -28,6 +29,7 @@ def handler(args: argparse.Namespace) -> int:
         device=args.device,
         executor=args.executor,
         address=args.address,
+        threads=args.threads,
     )
     print(
         f"{summary.experiment} [{summary.preset}] settings {summary.settings_hash}: "

@@ -12,7 +12,14 @@ from robustlaw.compare.figures import (
     save_figure,
     slopes_figure,
 )
-from robustlaw.compare.tables import LAW_SLOPE, band_table, fit_slope, records, slope_table
+from robustlaw.compare.tables import (
+    LAW_SLOPE,
+    band_table,
+    fit_slope,
+    format_table,
+    records,
+    slope_table,
+)
 
 __all__ = [
     "LAW_SLOPE",
@@ -20,6 +27,7 @@ __all__ = [
     "band_table",
     "draw_experiment_figures",
     "fit_slope",
+    "format_table",
     "ratio_figure",
     "records",
     "save_figure",

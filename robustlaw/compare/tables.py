@@ -18,7 +18,7 @@ import numpy as np
 from robustlaw.errors import ValidationError
 from robustlaw.experiments.api import to_frame
 
-__all__ = ["LAW_SLOPE", "band_table", "fit_slope", "records", "slope_table"]
+__all__ = ["LAW_SLOPE", "band_table", "fit_slope", "format_table", "records", "slope_table"]
 
 LAW_SLOPE = -0.5
 """The log-log slope of the minimal Lipschitz constant against p (or p_eff) the law predicts."""
@@ -183,3 +183,30 @@ def slope_table(
                     }
                 )
     return to_frame(out, as_frame=as_frame)
+
+
+def format_table(results: Any, columns: Sequence[str]) -> str:
+    """Plain-text table of ``columns`` (floats to 4 significant digits, None as ``-``).
+
+    Examples
+    --------
+    >>> print(format_table([{"a": 1, "b": 0.123456}, {"a": 22, "b": None}], ["a", "b"]))
+    a   b
+    1   0.1235
+    22  -
+    """
+    rows = records(results)
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    body = [[cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(columns)]
+    lines = [list(columns), *body]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(ln, widths, strict=True)).rstrip() for ln in lines
+    )

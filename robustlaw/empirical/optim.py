@@ -44,7 +44,7 @@ def sgd_step(
     buffers and parameters then stay exactly as they are.
     """
     mom = state["momentum"]
-    keep = torch.where(active, mom, 1.0).to(lr.dtype)
+    keep = torch.where(active, lr.new_tensor(mom), lr.new_tensor(1.0))
     for k, p in params.items():
         d = grads[k]
         if mom > 0:
@@ -77,14 +77,14 @@ def adam_step(
     """One Adam step (Kingma & Ba 2015, arXiv:1412.6980) with torch's bias correction.
 
     ``m = b1 m + (1-b1) g``, ``v = b2 v + (1-b2) g^2``,
-    ``p -= lr * m / (1-b1^t) / (sqrt(v / (1-b2^t)) + eps)``. The step count ``t`` is per member
+    ``p -= lr / (1-b1^t) * m / (sqrt(v) / sqrt(1-b2^t) + eps)``. The step count ``t`` is per member
     and only advances for active members. Gradients of inactive members must already be zero
     (the trainer multiplies them by ``active``); their ``p``, ``m``, ``v`` and ``t`` then stay
     exactly as they are. Entries with zero gradient and zero moments (pruned weights) get an
     update of exactly zero.
 
-    The bias-corrected second moment is clamped below at the smallest normal float before the
-    square root (a change of at most ``sqrt(tiny)``, about 1e-19 in float32, in the
+    The second moment is clamped below at the smallest normal float before the square root
+    (a change of at most ``sqrt(tiny)``, about 1e-19 in float32, in the
     denominator): CPU square roots of exact zeros, which pruned entries are, run about ten
     times slower than those of normal numbers.
     """
@@ -94,7 +94,7 @@ def adam_step(
     state["t"] += active.to(torch.int64)
     tf = state["t"].clamp(min=1).to(lr.dtype)
     step = lr * a / (1 - b1**tf)
-    c2 = 1 - b2**tf
+    sqrt_c2 = (1 - b2**tf).sqrt()
     w1 = (1 - b1) * a
     keep2 = 1 - (1 - b2) * a
     for k, p in params.items():
@@ -102,7 +102,7 @@ def adam_step(
         m, v = state["m"][k], state["v"][k]
         m.lerp_(g, _expand(w1, p))
         v.mul_(_expand(keep2, p)).addcmul_(g, g, value=1 - b2)
-        denom = v.div(_expand(c2, p)).clamp_min_(tiny).sqrt_().add_(eps)
+        denom = v.clamp_min(tiny).sqrt_().div_(_expand(sqrt_c2, p)).add_(eps)
         p.addcdiv_(m * _expand(step, p), denom, value=-1.0)
     return state
 

@@ -3,9 +3,9 @@
 All members train at once on stacked tensors (METHODS.md §7): the objective is the sum over
 members of each member's mean loss, the optimizer acts element-wise (:mod:`.optim`), and a
 boolean ``active`` flag freezes members whose stopping rule (:mod:`.stopping`) is met. Masks
-hold at every step: parameters are zeroed at pruned entries on entry, gradients are zeroed
-there before every update (so the optimizer's moments stay exactly zero there and cannot revive
-them) and parameters are re-zeroed after it, so pruned weights are exactly zero throughout.
+hold at every step: parameters are zeroed at pruned entries on entry and gradients are zeroed
+there before every update, so the optimizer's moments stay exactly zero there, every update is
+exactly zero there, and pruned weights stay exactly zero throughout and are never revived.
 
 Randomness (minibatch order, gradient noise) comes from one ``torch.Generator`` per member,
 seeded from the member's seed, so a member's trajectory does not depend on K or on its
@@ -396,6 +396,7 @@ class _Trainer:
             self.batches = _Batches(seeds, n, options.batch_size, lr.device)
         self.check_every = options.check_every or (self.batches.per_epoch if self.batches else 1)
         self.noise_gens = _member_generators(seeds, _NOISE_STREAM) if options.grad_noise_std else []
+        self.step_masks: Params | None = None
 
     def _check(self, step: int, out: torch.Tensor, final: bool = False) -> None:
         pe = self.loss.per_example(out, self.y)
@@ -411,7 +412,9 @@ class _Trainer:
         )
         done = self.rule(check, self.o)
         self.met |= done
-        self.active &= ~done
+        if bool((done & self.active).any()):
+            self.active &= ~done
+            self.step_masks = None
         self.last_check = check
         if self.on_check is not None:
             self.on_check(step, {k: v.detach() for k, v in self.params.items()})
@@ -469,17 +472,23 @@ class _Trainer:
         )
 
     def _update(self, grads: Params) -> None:
-        """Mask the gradients (pruned entries and inactive members), step, re-zero.
+        """Zero the gradients of pruned entries and inactive members, then step.
 
-        With zero gradients at pruned entries, the fresh optimizer state stays exactly zero
-        there, so the update is exactly zero; re-zeroing the parameters keeps the invariant
-        even for optimizers without that property.
+        Pruned entries then have zero gradient and (fresh, zero) optimizer state that stays
+        exactly zero, so both optimizers leave them at exactly zero: nothing can revive them.
         """
-        _zero_pruned(grads, self.masks)
-        for g in grads.values():
-            g.mul_(self.active.reshape((-1,) + (1,) * (g.ndim - 1)))
+        if self.step_masks is None:  # the active members changed: refresh the gradient masks
+            everyone = bool(self.active.all())
+            self.step_masks = {
+                k: (
+                    (self.masks[k] if k in self.masks else torch.ones_like(g, dtype=torch.bool))
+                    & self.active.reshape((-1,) + (1,) * (g.ndim - 1))
+                ).to(g.dtype)  # float masks: multiplying by a bool tensor converts it each time
+                for k, g in grads.items()
+                if k in self.masks or not everyone
+            }
+        _zero_pruned(grads, self.step_masks)
         self.opt_step(self.params, grads, self.state, self.lr, self.active, **self.step_kwargs)
-        _zero_pruned(self.params, self.masks)
 
     def _add_noise(self, grads: Params) -> None:
         if not self.noise_gens:

@@ -8,6 +8,7 @@ they finish. Tasks request one GPU when the device is CUDA.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -18,17 +19,38 @@ from tqdm import tqdm
 from robustlaw.errors import ValidationError
 from robustlaw.experiments.registry import Experiment, UnitResult, WorkUnit
 
-__all__ = ["EXECUTORS", "run_local", "run_ray"]
+__all__ = ["EXECUTORS", "run_local", "run_ray", "torch_threads"]
 
 logger = logging.getLogger(__name__)
 
 Finished = tuple[WorkUnit, UnitResult, float]
 
 
-def _timed(experiment: Experiment, settings: Any, unit: WorkUnit, device: str) -> tuple:
-    start = time.perf_counter()
-    result = experiment.run_unit(settings, unit, device=device, progress=False)
-    return result, time.perf_counter() - start
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Use ``threads`` intra-op torch threads inside the block (None: leave them alone).
+
+    Small networks gain nothing from intra-op threads, and on a busy machine their spin-waits
+    can make each operation many times slower; the setting is restored afterwards.
+    """
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _timed(experiment: Experiment, settings: Any, unit: WorkUnit, device: str, threads) -> tuple:
+    with torch_threads(threads):
+        start = time.perf_counter()
+        result = experiment.run_unit(settings, unit, device=device, progress=False)
+        return result, time.perf_counter() - start
 
 
 def run_local(
@@ -39,17 +61,21 @@ def run_local(
     device: str,
     progress: bool,
     address: str | None = None,
+    threads: int | None = None,
 ) -> Iterator[Finished]:
     """Run ``units`` one after another in this process, with a tqdm bar over units.
 
-    ``address`` must be None (it is accepted so that every executor has one signature).
+    ``address`` must be None (it is accepted so that every executor has one signature);
+    ``threads`` sets the torch intra-op threads while a unit runs.
     """
     del address
     with tqdm(total=len(units), desc=experiment.name, unit="unit", disable=not progress) as bar:
         for unit in units:
-            start = time.perf_counter()
-            result = experiment.run_unit(settings, unit, device=device, progress=progress)
-            yield unit, result, time.perf_counter() - start
+            with torch_threads(threads):
+                start = time.perf_counter()
+                result = experiment.run_unit(settings, unit, device=device, progress=progress)
+                seconds = time.perf_counter() - start
+            yield unit, result, seconds
             bar.update(1)
 
 
@@ -61,8 +87,11 @@ def run_ray(
     device: str,
     progress: bool,
     address: str | None = None,
+    threads: int | None = None,
 ) -> Iterator[Finished]:
     """Run ``units`` as Ray tasks and yield each as soon as it finishes.
+
+    Each task requests ``threads`` CPUs (1 by default) and one GPU when ``device`` is CUDA.
 
     Connects to the cluster at ``address`` (e.g. ``"ray://head:10001"`` or ``"auto"``), or
     starts a local Ray runtime when ``address`` is None and Ray is not yet initialized. A runtime
@@ -78,8 +107,8 @@ def run_ray(
     pending: dict = {}
     try:
         gpus = 1 if device.startswith("cuda") else 0
-        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(_timed)
-        pending.update({task.remote(experiment, settings, u, device): u for u in units})
+        task = ray.remote(num_cpus=threads or 1, num_gpus=gpus, max_retries=0)(_timed)
+        pending.update({task.remote(experiment, settings, u, device, threads): u for u in units})
         with tqdm(total=len(units), desc=experiment.name, unit="unit", disable=not progress) as bar:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)

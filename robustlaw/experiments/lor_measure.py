@@ -17,12 +17,13 @@ import torch
 
 from robustlaw.experiments.registry import MemberResult, UnitResult, WorkUnit
 
-__all__ = ["run_unit"]
+__all__ = ["members_of", "run_unit"]
 
 logger = logging.getLogger(__name__)
 
 
-def _members(settings: Any, unit: WorkUnit) -> list[tuple[str, float, int]]:
+def members_of(settings: Any, unit: WorkUnit) -> list[tuple[str, float, int]]:
+    """The ``(method, density, seed)`` of each member of a unit, in member order."""
     if unit.params["kind"] == "dense":
         return [("dense", 1.0, s) for s in settings.seeds]
     return [
@@ -108,7 +109,7 @@ def run_unit(settings: Any, unit: WorkUnit, *, device: str, progress: bool = Fal
     ``mask_entropy_bits`` (that bound, for every pruned member); ``n_steps``, ``train_mse``
     (clipped outputs), ``fit_below_noise``; ``lip_lower`` (gradient-norm lower estimate),
     ``lip_upper`` (certified spectral product), ``lip_lipsdp`` (LipSDP-Neuron, None when the
-    net is too large) and its status; ``w_inf`` (largest |parameter|), ``in_box``,
+    net is too large) and its status; ``w_inf`` (largest absolute parameter), ``in_box``,
     ``weight_box``, ``input_radius``, ``input_norm_max``; ``c``, ``sigma2``, ``eps``,
     ``delta``, ``W``, ``J``, ``p_eff`` [bits], ``bound_bs``, ``bound_nfp`` and whether each
     theorem's k-condition holds.
@@ -124,7 +125,7 @@ def run_unit(settings: Any, unit: WorkUnit, *, device: str, progress: bool = Fal
     n, d, width = unit.params["n"], unit.params["d"], unit.params["width"]
     data = random_labels_data(n, d, seed=settings.data_seed, dtype=dtype, device=device)
     spec = MLPSpec(layer_sizes=(d, *([width] * settings.depth), 1))
-    members = _members(settings, unit)
+    members = members_of(settings, unit)
     ens = init_mlp_ensemble(spec, [s for *_, s in members], dtype=dtype, device=device)
     options = _train_options(settings)
     if unit.params["kind"] == "sparse":

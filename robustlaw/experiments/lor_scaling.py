@@ -117,7 +117,7 @@ def expand(settings: LorScalingSettings) -> tuple[WorkUnit, ...]:
     Examples
     --------
     >>> [u.key for u in expand(PRESETS["tiny"])][:3]
-    ['n32-d8-dense-w8', 'n32-d8-dense-w16', 'n32-d8-sparse-w16']
+    ['n32-d8-dense-w4', 'n32-d8-dense-w8', 'n32-d8-dense-w16']
     """
     units = []
     for n in settings.n_samples:
@@ -137,13 +137,13 @@ PRESETS = {
     "tiny": LorScalingSettings(
         n_samples=(32,),
         n_features=(8,),
-        dense_widths=(8, 16),
+        dense_widths=(4, 8, 16, 32),
         sparse_width=16,
         methods=("random", "snip"),
         densities=(0.5, 0.25),
-        seeds=(0,),
+        seeds=(0, 1),
         lr=0.02,
-        max_steps=400,
+        max_steps=800,
         ascent_steps=5,
         restarts=2,
         lipsdp_max_neurons=16,

@@ -7,12 +7,17 @@ def law_rows(slope=-0.5, noise=0.05, seed=0):
     rng = np.random.default_rng(seed)
     rows = []
     for n, d in ((64, 16), (128, 16)):
-        for method, densities, kept0 in (("dense", (1.0,), None), ("random", (0.5, 0.25, 0.1), 4000)):
+        for method, densities, kept0 in (
+            ("dense", (1.0,), None),
+            ("random", (0.5, 0.25, 0.1), 4000),
+        ):
             widths = (8, 16, 32, 64) if method == "dense" else (64,)
             for width in widths:
                 for density in densities:
                     for seed_ in (0, 1, 2):
-                        kept = (width * width * 2 + 17 * width) if kept0 is None else kept0 * density
+                        kept = (
+                            (width * width * 2 + 17 * width) if kept0 is None else kept0 * density
+                        )
                         lip = np.sqrt(n * d) * kept**slope * np.exp(noise * rng.standard_normal())
                         rows.append(
                             {

@@ -20,15 +20,18 @@ def test_band_figure_has_a_band_the_bound_and_the_law_per_method(rows, x):
     axes = fig.get_axes()
     assert [ax.get_title() for ax in axes] == ["dense", "random"]
     for ax in axes:
-        assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+        assert ax.get_xscale() == "log"
+        assert ax.get_yscale() == "log"
         bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
         assert len(bands) == 2  # one per (n, d)
         labels = _labels(ax)
-        assert any("NFP bound" in t for t in labels) and any("measured" in t for t in labels)
+        assert any("NFP bound" in t for t in labels)
+        assert any("measured" in t for t in labels)
         measured = [ln for ln in ax.get_lines() if "measured" in ln.get_label()]
         lows = sorted(r["lip_lower"] for r in rows if r["method"] == ax.get_title())
         ys = np.concatenate([ln.get_ydata() for ln in measured])
-        assert lows[0] <= ys.min() and ys.max() <= lows[-1]  # medians lie within the data
+        assert lows[0] <= ys.min()
+        assert ys.max() <= lows[-1]
     assert axes[0].get_xlabel().startswith("p = kept" if x == "kept" else "p_eff")
 
 
@@ -51,7 +54,8 @@ def test_ratio_figure_has_a_line_per_method_and_the_unit_ratio(rows):
     fig = ratio_figure(rows)
     (ax,) = fig.get_axes()
     labels = _labels(ax)
-    assert labels[:2] == ["dense", "random"] and "bound (ratio 1)" in labels
+    assert labels[:2] == ["dense", "random"]
+    assert "bound (ratio 1)" in labels
     line = next(ln for ln in ax.get_lines() if ln.get_label() == "random")
     assert list(line.get_xdata()) == [0.1, 0.25, 0.5]
 

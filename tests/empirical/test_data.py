@@ -23,6 +23,19 @@ from robustlaw.empirical.ensemble import MLPSpec, init_mlp_ensemble
 from robustlaw.errors import UnknownNameError, ValidationError
 
 
+def _dataset(X, y, noise_level=1.0):
+    return Dataset(
+        X=X,
+        y=y,
+        kind="x",
+        noise_level=noise_level,
+        isoperimetry_constant=1.0,
+        n_classes=None,
+        labels_bounded=True,
+        seed=0,
+    )
+
+
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
@@ -191,45 +204,10 @@ def test_torchvision_loader_reads_local_files_without_download(monkeypatch, tmp_
         (lambda: two_patch_data(5, 3, mu_norm=1.0, mu_kind="wavy"), "mu_kind"),
         (lambda: digits_data(label_noise=1.5), "label_noise"),
         (lambda: digits_data(n_samples=5000), "at most"),
-        (
-            lambda: Dataset(
-                X=torch.zeros(3, 2),
-                y=torch.zeros(4),
-                kind="x",
-                noise_level=1.0,
-                isoperimetry_constant=1.0,
-                n_classes=None,
-                labels_bounded=True,
-                seed=0,
-            ),
-            "same positive number",
-        ),
-        (
-            lambda: Dataset(
-                X=torch.full((3, 2), math.nan),
-                y=torch.zeros(3),
-                kind="x",
-                noise_level=1.0,
-                isoperimetry_constant=1.0,
-                n_classes=None,
-                labels_bounded=True,
-                seed=0,
-            ),
-            "finite",
-        ),
-        (
-            lambda: Dataset(
-                X=torch.zeros(3),
-                y=torch.zeros(3),
-                kind="x",
-                noise_level=1.0,
-                isoperimetry_constant=1.0,
-                n_classes=None,
-                labels_bounded=True,
-                seed=0,
-            ),
-            "dimensions",
-        ),
+        (lambda: _dataset(torch.zeros(3, 2), torch.zeros(4)), "same positive number"),
+        (lambda: _dataset(torch.full((3, 2), math.nan), torch.zeros(3)), "finite"),
+        (lambda: _dataset(torch.zeros(3), torch.zeros(3)), "dimensions"),
+        (lambda: _dataset(torch.zeros(3, 2), torch.zeros(3), noise_level=-1.0), "noise_level"),
     ],
 )
 def test_bad_inputs_raise(call, match):

@@ -17,15 +17,6 @@ from robustlaw.errors import ValidationError
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a loaded 2-core machine: one intra-op thread is much faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _two_patch_reference(w, x, d, m, n_classes, power):
     """F_j = (1/m) sum_r sum_p relu(<w_{j,r}, x_p>)^power, written with explicit loops."""
     out = torch.zeros(x.shape[0], n_classes, dtype=x.dtype)

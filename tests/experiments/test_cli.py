@@ -25,8 +25,10 @@ def test_run_then_rerun_resumes(synthetic, tmp_path, capsys):
 def test_experiments_lists_presets(synthetic, capsys):
     assert main(["experiments"]) == 0
     out = capsys.readouterr().out
-    assert "lor-scaling:" in out and "synthetic:" in out
-    assert "--preset tiny" in out and "--preset paper" in out
+    assert "lor-scaling:" in out
+    assert "synthetic:" in out
+    assert "--preset tiny" in out
+    assert "--preset paper" in out
     assert "  --preset default  5 work units" in out
 
 
@@ -72,8 +74,10 @@ def test_export_csv_round_trips(synthetic, tmp_path, capsys):
     assert len(exported) == len(rows) == 6
     for got, want in zip(exported, rows, strict=True):
         assert float(got["spectral"]) == want["spectral"]  # repr precision: bitwise
-        assert got["method"] == want["method"] and int(got["seed"]) == want["seed"]
-        assert got["note"] == "" and got["positive"] == str(want["positive"])
+        assert got["method"] == want["method"]
+        assert int(got["seed"]) == want["seed"]
+        assert got["note"] == ""
+        assert got["positive"] == str(want["positive"])
 
 
 def test_help_has_one_line_per_option(capsys):

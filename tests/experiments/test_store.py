@@ -25,22 +25,28 @@ def test_run_stores_every_member_once_and_loads_back(synthetic, tmp_path):
     assert (summary.n_units, summary.n_run, summary.n_skipped) == (3, 3, 0)
     rows = load(path, "synthetic", as_frame=False)
     assert len(rows) == 6
-    assert [(r["unit_index"], r["member"]) for r in rows] == [(i, j) for i in range(3) for j in (0, 1)]
+    assert [(r["unit_index"], r["member"]) for r in rows] == [
+        (i, j) for i in range(3) for j in (0, 1)
+    ]
     # Each stored value equals a fresh, independent computation of the same unit.
     settings = synthetic.SyntheticSettings(n_units=3)
     expected = [
-        m for u in synthetic.expand(settings) for m in synthetic.run_unit(
-            settings, u, device="cpu", progress=False
-        ).members
+        m
+        for u in synthetic.expand(settings)
+        for m in synthetic.run_unit(settings, u, device="cpu", progress=False).members
     ]
     for row, member in zip(rows, expected, strict=True):
         assert (row["method"], row["density"], row["seed"]) == (
-            member.method, member.density, member.seed
+            member.method,
+            member.density,
+            member.seed,
         )
         for key, value in member.metrics.items():
-            assert row[key] == value and type(row[key]) is type(value)
+            assert row[key] == value
+            assert type(row[key]) is type(value)
         assert row["package_version"] == robustlaw.__version__
-        assert row["device"] == "cpu" and row["dtype"] == "float64"
+        assert row["device"] == "cpu"
+        assert row["dtype"] == "float64"
         assert row["wall_time_s"] >= 0
 
 
@@ -75,7 +81,8 @@ def test_different_settings_are_never_mixed(synthetic, tmp_path):
         load(path, "synthetic")
     key = settings_hash("synthetic", synthetic.SyntheticSettings(n_units=2, size=4))
     picked = load(path, "synthetic", settings_hash=key, as_frame=False)
-    assert {r["settings_hash"] for r in picked} == {key} and len(picked) == 4
+    assert {r["settings_hash"] for r in picked} == {key}
+    assert len(picked) == 4
     assert len(load(path, "synthetic", include_all=True, as_frame=False)) == 8
 
 
@@ -147,3 +154,22 @@ def test_duplicate_unit_write_is_ignored(synthetic, tmp_path):
         assert store.write_unit(**args) is True
         assert store.write_unit(**args) is False
         assert len(store.records("synthetic")) == 2
+
+
+def test_atomic_write_leaves_old_file_or_new_one(tmp_path):
+    from robustlaw.experiments.export import atomic_write
+
+    target = tmp_path / "fig.png"
+    target.write_bytes(b"old")
+
+    def crash(path):
+        path.write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, crash)
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["fig.png"]
+    atomic_write(target, lambda p: p.write_bytes(b"new"))
+    assert target.read_bytes() == b"new"
+    assert len(list(tmp_path.iterdir())) == 1

@@ -65,8 +65,8 @@ def _sdp_multipliers(gram: torch.Tensor, w_next: torch.Tensor, solver: str) -> t
     n = gram.shape[0]
     lam, s = cp.Variable(n, nonneg=True), cp.Variable()
     big = w_next.T @ w_next
-    lmat = cp.diag(lam)
-    block = cp.bmat([[lmat - s * big, lmat @ half], [half @ lmat, np.eye(n)]])
+    scaled = cp.multiply(cp.reshape(lam, (n, 1), order="C"), half)  # diag(lam) K^(1/2)
+    block = cp.bmat([[cp.diag(lam) - s * big, scaled], [scaled.T, np.eye(n)]])
     problem = cp.Problem(cp.Maximize(s), [(block + block.T) / 2 >> 0, s >= 0])
     problem.solve(solver=solver)
     if problem.status not in ("optimal", "optimal_inaccurate") or lam.value is None:

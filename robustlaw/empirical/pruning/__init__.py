@@ -37,6 +37,7 @@ from robustlaw.empirical.pruning.plan import PruneResult as PruneResult
 from robustlaw.empirical.pruning.plan import prunable_names as prunable_names
 from robustlaw.empirical.pruning.plan import prune as prune
 from robustlaw.empirical.pruning.plan import prune_at_step as prune_at_step
+from robustlaw.empirical.pruning.plan import select_members as select_members
 from robustlaw.empirical.pruning.registry import PRUNERS as PRUNERS
 from robustlaw.empirical.pruning.registry import Pruner as Pruner
 from robustlaw.empirical.pruning.registry import get_pruner as get_pruner
@@ -74,6 +75,7 @@ __all__ = [
     "prunable_names",
     "prune",
     "prune_at_step",
+    "select_members",
     "shuffle_global",
     "shuffle_layerwise",
     "validate_masks",

@@ -97,23 +97,20 @@ class PruneContext:
         """
         densities = self.densities if densities is None else densities
         alive = {k: self.masks[k] for k in self.names} if alive is None else alive
-        scores = invert_scores(scores) if self.invert else scores
         blocks = [self.names] if self.scope == "global" else [(k,) for k in self.names]
         out: Tensors = {}
         for block in blocks:
             n = sum(alive[k][0].numel() for k in block)
             counts = torch.tensor([n_keep_for_density(d, n) for d in densities])
-            out |= self.select_counts({k: scores[k] for k in block}, counts, alive, signed=True)
+            out |= self.select_counts({k: scores[k] for k in block}, counts, alive)
         return out
 
-    def select_counts(
-        self, scores: Tensors, counts: torch.Tensor, alive: Tensors, *, signed: bool = False
-    ) -> Tensors:
+    def select_counts(self, scores: Tensors, counts: torch.Tensor, alive: Tensors) -> Tensors:
         """Keep ``counts[k]`` entries per member over the layers of ``scores`` (clipped to alive).
 
-        ``signed=True`` means the inversion has already been applied to ``scores``.
+        The group's inversion applies; all layers of ``scores`` share one threshold.
         """
-        if not signed and self.invert:
+        if self.invert:
             scores = invert_scores(scores)
         block = {k: alive[k] for k in scores}
         n_alive = sum(m.reshape(m.shape[0], -1).sum(1) for m in block.values())

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from robustlaw._validation import check_choice, check_interval
+from robustlaw._validation import check_choice, check_interval, check_seed
 from robustlaw.empirical.ensemble import Ensemble
 from robustlaw.empirical.pruning._context import PruneContext
 from robustlaw.empirical.pruning.masks import n_keep_for_density
@@ -41,11 +41,6 @@ __all__ = [
 ]
 
 Tensors = dict[str, torch.Tensor]
-
-
-def _check_step(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValidationError(f"{name} must be a non-negative integer, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +61,7 @@ class ImpOptions:
 
     def __post_init__(self) -> None:
         check_interval(self.rate, "rate", 0.0, 1.0, closed="neither")
-        _check_step(self.rewind_step, "rewind_step")
+        check_seed(self.rewind_step, "rewind_step")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,7 +81,7 @@ class MagnitudeAfterOptions:
 
     def __post_init__(self) -> None:
         check_choice(self.after_prune, "after_prune", ("rewind_k", "finetune"))
-        _check_step(self.rewind_step, "rewind_step")
+        check_seed(self.rewind_step, "rewind_step")
 
 
 def next_remaining(n_remaining: int, rate: float = 0.2) -> int:

@@ -25,7 +25,15 @@ from robustlaw.empirical.pruning.registry import get_pruner
 from robustlaw.empirical.training import train_ensemble
 from robustlaw.errors import ValidationError
 
-__all__ = ["MaskInfo", "PrunePlan", "PruneResult", "prunable_names", "prune", "prune_at_step"]
+__all__ = [
+    "MaskInfo",
+    "PrunePlan",
+    "PruneResult",
+    "prunable_names",
+    "prune",
+    "prune_at_step",
+    "select_members",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +122,25 @@ def prunable_names(spec: MLPSpec, prune_output_layer: bool = True) -> tuple[str,
     """
     names = spec.weight_names()
     return names if prune_output_layer else names[:-1]
+
+
+def select_members(ensemble: Ensemble, members: Sequence[int]) -> Ensemble:
+    """The sub-ensemble of the given members (stacked tensors indexed, seeds kept).
+
+    Examples
+    --------
+    >>> from robustlaw.empirical.ensemble import MLPSpec, init_mlp_ensemble
+    >>> ens = init_mlp_ensemble(MLPSpec(layer_sizes=(2, 3, 1)), seeds=[4, 5, 6])
+    >>> select_members(ens, [2, 0]).seeds
+    (6, 4)
+    """
+    idx = torch.as_tensor(list(members), dtype=torch.long, device=ensemble.device)
+    return Ensemble(
+        spec=ensemble.spec,
+        params={k: v[idx] for k, v in ensemble.params.items()},
+        masks={k: v[idx] for k, v in ensemble.masks.items()},
+        seeds=tuple(ensemble.seeds[i] for i in members) if ensemble.seeds else (),
+    )
 
 
 def _plans(plans, n_members: int) -> tuple[PrunePlan, ...]:
@@ -218,15 +245,8 @@ def prune(
     for members in groups.values():
         plan = plans[members[0]]
         idx = torch.tensor(members, device=like.device)
-        seeds = tuple(ensemble.seeds[i] for i in members) if ensemble.seeds else ()
-        sub = Ensemble(
-            spec=ensemble.spec,
-            params={k: v[idx] for k, v in ensemble.params.items()},
-            masks={k: v[idx] for k, v in ensemble.masks.items()},
-            seeds=seeds,
-        )
         ctx = PruneContext(
-            ensemble=sub,
+            ensemble=select_members(ensemble, members),
             names=prunable_names(ensemble.spec, plan.prune_output_layer),
             densities=tuple(plans[i].density for i in members),
             seeds=tuple(plans[i].seed for i in members),

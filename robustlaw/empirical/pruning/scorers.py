@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from robustlaw._validation import check_choice
+from robustlaw.empirical.data.record import check_count
 from robustlaw.empirical.pruning._context import PruneContext
 from robustlaw.empirical.pruning._data import member_losses
 from robustlaw.errors import ValidationError
@@ -54,11 +55,9 @@ class PrunerOutput:
     scope: str | None = None
 
 
-def _check_positive_int(value, name: str, *, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(f"{name} must be a positive integer, got {value!r}")
+def _check_optional_count(value, name: str) -> None:
+    if value is not None:
+        check_count(value, name)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,8 +102,8 @@ class SnipOptions:
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
-        _check_positive_int(self.samples_per_class, "samples_per_class", allow_none=True)
-        _check_positive_int(self.batch_size, "batch_size", allow_none=True)
+        _check_optional_count(self.samples_per_class, "samples_per_class")
+        _check_optional_count(self.batch_size, "batch_size")
         check_choice(self.reduce, "reduce", ("abs_of_sum", "mean_of_abs"))
 
 
@@ -136,7 +135,7 @@ class GraspOptions:
     def __post_init__(self) -> None:
         if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
             raise ValidationError(f"temperature must be positive, got {self.temperature!r}")
-        _check_positive_int(self.samples_per_class, "samples_per_class", allow_none=True)
+        _check_optional_count(self.samples_per_class, "samples_per_class")
         check_choice(self.batch_mode, "batch_mode", ("same", "split_halves"))
 
 
@@ -159,7 +158,7 @@ class SynflowOptions:
     dtype: str = "float64"
 
     def __post_init__(self) -> None:
-        _check_positive_int(self.iterations, "iterations")
+        check_count(self.iterations, "iterations")
         check_choice(self.schedule, "schedule", ("exponential", "linear"))
         check_choice(self.dtype, "dtype", ("float64", "float32"))
 

@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 
-from robustlaw.empirical.ensemble import Ensemble, MLPSpec, init_mlp_ensemble
+from robustlaw.empirical.data import random_labels_data
+from robustlaw.empirical.ensemble import MLPSpec, init_mlp_ensemble
 from robustlaw.empirical.pruning import (
     PRUNERS,
     GraspOptions,
@@ -17,7 +18,9 @@ from robustlaw.empirical.pruning import (
     get_pruner,
     n_keep_for_density,
     prune,
+    select_members,
 )
+from robustlaw.empirical.pruning.scorers import grasp_scores
 from robustlaw.empirical.training import TrainOptions
 from robustlaw.errors import UnknownNameError, ValidationError
 
@@ -51,15 +54,6 @@ def mixed(classification_data):
     return ens, classification_data(n_per_class=10)
 
 
-def _member(ens: Ensemble, i: int) -> Ensemble:
-    return Ensemble(
-        spec=ens.spec,
-        params={k: v[i : i + 1] for k, v in ens.params.items()},
-        masks={k: v[i : i + 1] for k, v in ens.masks.items()},
-        seeds=ens.seeds[i : i + 1],
-    )
-
-
 def _run(ens, plans, data):
     return prune(ens, plans, data=data, loss="cross_entropy", train_options=TRAIN)
 
@@ -68,7 +62,7 @@ def test_mixed_plans_batched_equal_one_by_one(mixed):
     ens, data = mixed
     together = _run(ens, PLANS, data)
     for i, plan in enumerate(PLANS):
-        alone = _run(_member(ens, i), plan, data)
+        alone = _run(select_members(ens, [i]), plan, data)
         for k in ens.masks:
             assert torch.equal(together.ensemble.masks[k][i], alone.ensemble.masks[k][0]), (
                 plan.method,
@@ -173,3 +167,25 @@ def test_regression_subset_is_seeded_uniform(context):
     assert len(set(idx[0].flatten().tolist())) == 10
     other = ctx.data.indices((4, 4), 5)
     assert not torch.equal(idx, other)
+
+
+def test_dataset_records_are_accepted_as_data():
+    data = random_labels_data(40, 6, seed=0)
+    ens = init_mlp_ensemble(MLPSpec(layer_sizes=(6, 8, 1)), seeds=[0])
+    plan = PrunePlan(method="snip", density=0.5, options=SnipOptions(samples_per_class=None))
+    from_record = prune(ens, plan, data=data).ensemble.masks
+    from_pair = prune(ens, plan, data=(data.X, data.y)).ensemble.masks
+    assert all(torch.equal(from_record[k], from_pair[k]) for k in from_record)
+
+
+def test_grasp_temperature_only_divides_classification_logits(context):
+    ens = init_mlp_ensemble(MLPSpec(layer_sizes=(3, 5, 1)), seeds=[0], dtype=torch.float64)
+    x = torch.randn(12, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    y = torch.sign(x[:, 0])
+    scores = {}
+    for loss in ("mse", "logistic"):
+        for t in (1.0, 200.0):
+            opts = GraspOptions(temperature=t, samples_per_class=None)
+            scores[loss, t] = grasp_scores(context(ens, opts, data=(x, y), loss=loss))["0.weight"]
+    torch.testing.assert_close(scores["mse", 1.0], scores["mse", 200.0], rtol=0, atol=0)
+    assert not torch.allclose(scores["logistic", 1.0], scores["logistic", 200.0])
