@@ -12,10 +12,15 @@ def register(subparsers) -> None:
     p.add_argument("name", help="experiment name")
     p.add_argument("--store", default="results.sqlite", help="SQLite file to read")
     p.add_argument("--out", default=".", help="folder for <name>.csv (and <name>.parquet)")
-    p.add_argument("--preset", default=None, help="select the results of this preset")
-    p.add_argument("--settings-hash", default=None, help="select the results of these settings")
+    add_selection_options(p)
     p.add_argument("--all", action="store_true", help="export every settings hash and version")
     p.set_defaults(func=handler)
+
+
+def add_selection_options(parser: argparse.ArgumentParser) -> None:
+    """Add ``--preset`` and ``--settings-hash``, which pick one result set from a store."""
+    parser.add_argument("--preset", default=None, help="select the results of this preset")
+    parser.add_argument("--settings-hash", default=None, help="select results by settings hash")
 
 
 def handler(args: argparse.Namespace) -> int:

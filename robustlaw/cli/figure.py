@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from robustlaw.cli.export import add_selection_options
+
 
 def register(subparsers) -> None:
     """Add the ``figure`` subcommand."""
@@ -12,8 +14,7 @@ def register(subparsers) -> None:
     p.add_argument("name", help="experiment name")
     p.add_argument("--store", required=True, help="SQLite file to read")
     p.add_argument("--out", required=True, help="folder to write the figures into")
-    p.add_argument("--preset", default=None, help="select the results of this preset")
-    p.add_argument("--settings-hash", default=None, help="select the results of these settings")
+    add_selection_options(p)
     p.set_defaults(func=handler)
 
 

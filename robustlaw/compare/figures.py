@@ -45,18 +45,24 @@ X_LABELS = {
 }
 
 
-def _new_axes(n_panels: int, axes: Sequence[Any] | None, width: float = 3.2):
+def _new_axes(n_panels: int, axes: Sequence[Any] | None, width: float = 3.2, ncols: int = 4):
+    """A figure with ``n_panels`` axes in rows of at most ``ncols`` (or the given axes)."""
     from matplotlib.figure import Figure
 
     if axes is not None:
-        axes = list(np.atleast_1d(axes))
+        axes = list(np.ravel(axes))
         if len(axes) < n_panels:
             raise ValueError(f"axes must hold at least {n_panels} axes, got {len(axes)}")
         return axes[0].figure, axes
+    cols = max(1, min(n_panels, ncols))
+    rows = -(-n_panels // cols)
     # No layout engine: constrained layout triples the drawing time; saving uses a tight bbox.
-    fig = Figure(figsize=(width * n_panels, 3.0))
-    fig.subplots_adjust(wspace=0.3)
-    return fig, list(np.atleast_1d(fig.subplots(1, n_panels, squeeze=False)[0]))
+    fig = Figure(figsize=(width * cols, 3.0 * rows))
+    fig.subplots_adjust(wspace=0.3, hspace=0.45)
+    grid = list(np.ravel(fig.subplots(rows, cols, squeeze=False)))
+    for ax in grid[n_panels:]:
+        ax.remove()
+    return fig, grid[:n_panels]
 
 
 def _log_axes(ax, x: bool = True) -> None:
@@ -114,8 +120,8 @@ def band_figure(results: Any, *, x: str = "kept", axes: Sequence[Any] | None = N
                 ax.plot(xs, np.sqrt(n * d / xs), ":", color=color, lw=1, label="sqrt(nd/x)")
             _log_axes(ax)
             ax.set(title=method, xlabel=X_LABELS.get(x, x))
-            ax.legend(loc="best")
         axs[0].set_ylabel("Lipschitz constant (output per unit input)")
+        axs[0].legend(loc="best")
     return fig
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "check_masks",
     "forward",
     "init_mlp_ensemble",
+    "masked_copy",
     "resolve_device",
 ]
 
@@ -91,6 +92,21 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValidationError(f"device={device!r} requested but no CUDA GPU is available")
     return dev
+
+
+def masked_copy(
+    params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """Detached copies of ``params``, zero where ``masks`` prune (keys without a mask copied).
+
+    Examples
+    --------
+    >>> masked_copy({"w": torch.ones(2)}, {"w": torch.tensor([True, False])})["w"].tolist()
+    [1.0, 0.0]
+    """
+    return {
+        k: v.detach() * masks[k] if k in masks else v.detach().clone() for k, v in params.items()
+    }
 
 
 def check_masks(
@@ -224,8 +240,17 @@ class Ensemble:
                         f"params[{key!r}] must have shape {shape}, "
                         f"got {tuple(self.params[key].shape)}"
                     )
+        kinds = {(v.dtype, v.device) for v in self.params.values()}
+        if len(kinds) != 1 or not self.params[names[0]].is_floating_point():
+            raise ValidationError(
+                f"params must share one floating dtype and device, got {sorted(map(str, kinds))}"
+            )
         check_masks(self.masks, self.params, required=self.spec.weight_names())
         object.__setattr__(self, "seeds", tuple(self.seeds))
+        if self.seeds and len(self.seeds) != n_members:
+            raise ValidationError(
+                f"seeds must have one entry per member ({n_members}), got {len(self.seeds)}"
+            )
 
     @property
     def n_members(self) -> int:
@@ -276,7 +301,7 @@ class Ensemble:
             If the keys, shapes, dtype or device of ``masks`` do not match the weights.
         """
         check_masks(masks, self.params, required=self.spec.weight_names())
-        params = {k: v * masks[k] if k in masks else v.clone() for k, v in self.params.items()}
+        params = masked_copy(self.params, masks)
         return Ensemble(spec=self.spec, params=params, masks=dict(masks), seeds=self.seeds)
 
     def with_params(self, params: dict[str, torch.Tensor]) -> Ensemble:
@@ -287,10 +312,7 @@ class Ensemble:
         ValidationError
             If the keys or shapes of ``params`` do not match the architecture.
         """
-        params = {
-            k: v.detach() * self.masks[k] if k in self.masks else v.detach().clone()
-            for k, v in params.items()
-        }
+        params = masked_copy(params, self.masks)
         return Ensemble(spec=self.spec, params=params, masks=self.masks, seeds=self.seeds)
 
     def to(

@@ -23,7 +23,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from robustlaw._validation import check_choice, check_seed, get_registered
-from robustlaw.empirical.ensemble import check_masks, resolve_device
+from robustlaw.empirical.ensemble import check_masks, masked_copy, resolve_device
 from robustlaw.errors import ValidationError
 
 __all__ = [
@@ -192,15 +192,11 @@ class ModuleEnsemble:
     def with_masks(self, masks: Params) -> ModuleEnsemble:
         """A new ensemble with these masks; parameters are copied and zeroed where pruned."""
         check_masks(masks, self.params)
-        params = {k: v * masks[k] if k in masks else v.clone() for k, v in self.params.items()}
-        return self._replace(params=params, masks=dict(masks))
+        return self._replace(params=masked_copy(self.params, masks), masks=dict(masks))
 
     def with_params(self, params: Params) -> ModuleEnsemble:
         """A new ensemble with these parameters (copied), zeroed where the masks prune."""
-        params = {
-            k: v.detach() * self.masks[k] if k in self.masks else v.detach().clone()
-            for k, v in params.items()
-        }
+        params = masked_copy(params, self.masks)
         return self._replace(params=params)
 
     def _replace(self, **changes) -> ModuleEnsemble:

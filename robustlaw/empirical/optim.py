@@ -109,13 +109,26 @@ def adam_step(
 
 @dataclass(frozen=True)
 class Optimizer:
-    """A registered optimizer: its state constructor and its step."""
+    """A registered optimizer.
+
+    Attributes
+    ----------
+    init : callable
+        ``init(params, **hyper) -> state``.
+    step : callable
+        ``step(params, grads, state, lr, active, **hyper) -> state``.
+    hyper : callable
+        Picks the optimizer's keyword hyperparameters from a ``TrainOptions``.
+    """
 
     init: Callable[..., dict]
     step: Callable[..., dict]
+    hyper: Callable[[object], dict]
 
 
 OPTIMIZERS: dict[str, Optimizer] = {
-    "sgd": Optimizer(init=sgd_init, step=sgd_step),
-    "adam": Optimizer(init=adam_init, step=adam_step),
+    "sgd": Optimizer(init=sgd_init, step=sgd_step, hyper=lambda o: {}),
+    "adam": Optimizer(
+        init=adam_init, step=adam_step, hyper=lambda o: {"betas": o.betas, "eps": o.adam_eps}
+    ),
 }

@@ -23,11 +23,12 @@ import numpy as np
 import torch
 
 from robustlaw._validation import check_interval, check_seed, check_tensor, get_registered
+from robustlaw.empirical._train_loop import Trainer, zero_pruned
 from robustlaw.empirical.ensemble import Ensemble, check_masks
 from robustlaw.empirical.losses import LOSSES, prepare_targets
 from robustlaw.empirical.modules import ModuleEnsemble
 from robustlaw.empirical.optim import OPTIMIZERS
-from robustlaw.empirical.stopping import STOPPING_RULES, CheckPass
+from robustlaw.empirical.stopping import STOPPING_RULES
 from robustlaw.errors import ValidationError
 
 __all__ = ["TrainOptions", "TrainRecord", "TrainResult", "train_ensemble", "train_params"]
@@ -35,7 +36,6 @@ __all__ = ["TrainOptions", "TrainRecord", "TrainResult", "train_ensemble", "trai
 logger = logging.getLogger(__name__)
 
 Params = dict[str, torch.Tensor]
-_SHUFFLE_STREAM, _NOISE_STREAM = 10_007, 20_011
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,8 +105,9 @@ class TrainOptions:
         get_registered(OPTIMIZERS, self.optimizer, "optimizer")
         get_registered(LOSSES, self.loss, "loss")
         get_registered(STOPPING_RULES, self.stopping, "stopping rule")
-        lr = self.lr if isinstance(self.lr, tuple) else (self.lr,)
-        check_interval(lr, "lr", 0, math.inf, closed="neither")
+        if isinstance(self.lr, (list, tuple)):
+            object.__setattr__(self, "lr", tuple(float(v) for v in self.lr))
+        check_interval(self.lr, "lr", 0, math.inf, closed="neither")
         check_interval(self.momentum, "momentum", 0, 1, closed="left")
         check_interval(self.betas, "betas", 0, 1, closed="left")
         check_interval(self.adam_eps, "adam_eps", 0, math.inf, closed="left")
@@ -195,41 +196,6 @@ def _check_positive_int(value, name: str, *, allow_zero: bool = False) -> None:
         raise ValidationError(f"{name} must be a {kind} integer, got {value!r}")
 
 
-def _member_generators(seeds: Sequence[int], stream: int) -> list[torch.Generator]:
-    return [torch.Generator().manual_seed(s * 1_000_003 + stream) for s in seeds]
-
-
-class _Batches:
-    """Per-member minibatch indices: a fresh permutation per member and epoch."""
-
-    def __init__(self, seeds: Sequence[int], n_samples: int, batch_size: int, device) -> None:
-        self.gens = _member_generators(seeds, _SHUFFLE_STREAM)
-        self.n, self.b, self.device = n_samples, min(batch_size, n_samples), device
-        self.per_epoch = n_samples // self.b
-        self.perm: torch.Tensor | None = None
-
-    def indices(self, step: int) -> torch.Tensor:
-        j = step % self.per_epoch
-        if j == 0:
-            perms = [torch.randperm(self.n, generator=g) for g in self.gens]
-            self.perm = torch.stack(perms).to(self.device)
-        return self.perm[:, j * self.b : (j + 1) * self.b]
-
-
-def _take(t: torch.Tensor, idx: torch.Tensor, per_member: bool) -> torch.Tensor:
-    if per_member:
-        return t[torch.arange(idx.shape[0], device=idx.device).unsqueeze(1), idx]
-    return t[idx]
-
-
-def _zero_pruned(tensors: Params, masks: Params) -> None:
-    """Zero the entries of ``tensors`` at pruned positions (in place)."""
-    with torch.no_grad():
-        for k, m in masks.items():
-            if k in tensors:
-                tensors[k].mul_(m)
-
-
 def train_params(
     apply: Callable[[Params, torch.Tensor], torch.Tensor],
     params: Params,
@@ -280,14 +246,13 @@ def train_params(
     dtype, device = first.dtype, first.device
     check_masks(masks, params)
     X = check_tensor(X, "X", ndim=(example_ndim + 1, example_ndim + 2), device=device)
-    if X.is_floating_point():
-        X = X.to(dtype)
+    X = X.to(dtype)  # on purpose: integer pixels or float64 data meet the parameters' dtype
     per_member_x = X.ndim == example_ndim + 2
     if per_member_x and X.shape[0] != n_members:
         raise ValidationError(f"X has {X.shape[0]} members on axis 0, expected {n_members}")
     n_samples = X.shape[1] if per_member_x else X.shape[0]
     params = {k: v.detach().clone() for k, v in params.items()}
-    _zero_pruned(params, masks)
+    zero_pruned(params, masks)
     params = {k: v.requires_grad_(True) for k, v in params.items()}
     with torch.no_grad():
         probe = X.narrow(X.ndim - example_ndim - 1, 0, 1)
@@ -304,9 +269,30 @@ def train_params(
             f"lr has {len(options.lr)} entries, expected one per member ({n_members})"
         )
     lr = torch.as_tensor(options.lr, dtype=dtype, device=device).expand(n_members)
-    return _Trainer(
+    out = Trainer(
         apply, params, masks, X, y, options, seeds, per_member_x, per_member_y, lr, on_check
     ).run()
+    logger.debug(
+        "trained %d members: steps %d..%d, rule %r met by %d",
+        n_members,
+        out.n_steps.min(),
+        out.n_steps.max(),
+        options.stopping,
+        int(out.rule_met.sum()),
+    )
+    record = TrainRecord(
+        n_steps=out.n_steps,
+        final_loss=out.final_loss,
+        fit_fraction=out.fit_fraction,
+        rule_met=out.rule_met,
+    )
+    return TrainResult(
+        params=out.params,
+        record=record,
+        snapshots=out.snapshots,
+        history=out.history,
+        history_steps=out.history_steps,
+    )
 
 
 def train_ensemble(
@@ -366,136 +352,3 @@ def train_ensemble(
         example_ndim=ens.example_ndim,
         on_check=on_check,
     )
-
-
-class _Trainer:
-    """The training loop's state; private, built by :func:`train_params`."""
-
-    def __init__(self, apply, params, masks, X, y, options, seeds, pmx, pmy, lr, on_check):
-        self.apply, self.params, self.masks, self.X, self.y = apply, params, masks, X, y
-        self.o, self.seeds, self.pmx, self.pmy, self.lr = options, seeds, pmx, pmy, lr
-        self.on_check = on_check
-        self.loss = LOSSES[options.loss]
-        self.rule = STOPPING_RULES[options.stopping]
-        opt = OPTIMIZERS[options.optimizer]
-        self.opt_step = opt.step
-        self.state = opt.init(params, momentum=options.momentum)
-        self.step_kwargs = (
-            {"betas": options.betas, "eps": options.adam_eps} if options.optimizer == "adam" else {}
-        )
-        k = len(seeds)
-        self.active = torch.ones(k, dtype=torch.bool, device=lr.device)
-        self.met = torch.zeros(k, dtype=torch.bool, device=lr.device)
-        self.n_steps = torch.zeros(k, dtype=torch.int64, device=lr.device)
-        self.history: list[torch.Tensor] = []
-        self.history_steps: list[int] = []
-        self.snapshots: dict[int, Params] = {}
-        n = X.shape[1] if pmx else X.shape[0]
-        self.batches = None
-        if options.batch_size is not None:
-            self.batches = _Batches(seeds, n, options.batch_size, lr.device)
-        self.check_every = options.check_every or (self.batches.per_epoch if self.batches else 1)
-        self.noise_gens = _member_generators(seeds, _NOISE_STREAM) if options.grad_noise_std else []
-        self.step_masks: Params | None = None
-
-    def _check(self, step: int, out: torch.Tensor, final: bool = False) -> None:
-        pe = self.loss.per_example(out, self.y)
-        self.history.append(pe.mean(dim=1).to(torch.float64))
-        self.history_steps.append(step)
-        check = CheckPass(
-            outputs=out,
-            targets=self.y,
-            per_example=pe,
-            fitted=pe <= self.o.margin,
-            final=final,
-            history=torch.stack(self.history[-self.o.converge_window :]),
-        )
-        done = self.rule(check, self.o)
-        self.met |= done
-        if bool((done & self.active).any()):
-            self.active &= ~done
-            self.step_masks = None
-        self.last_check = check
-        if self.on_check is not None:
-            self.on_check(step, {k: v.detach() for k, v in self.params.items()})
-
-    def _full_pass(self) -> torch.Tensor:
-        with torch.no_grad():
-            return self.apply(self.params, self.X)
-
-    def run(self) -> TrainResult:
-        o = self.o
-        step = 0
-        for step in range(o.max_steps):
-            if step in o.snapshot_steps:
-                self.snapshots[step] = {k: v.detach().clone() for k, v in self.params.items()}
-            due = step % self.check_every == 0
-            if self.batches is None:
-                out = self.apply(self.params, self.X)
-                y = self.y
-                if due:
-                    self._check(step, out.detach())
-            else:
-                if due:
-                    self._check(step, self._full_pass())
-                idx = self.batches.indices(step)
-                out = self.apply(self.params, _take(self.X, idx, self.pmx))
-                y = _take(self.y, idx, self.pmy)
-            if not bool(self.active.any()):
-                break
-            total = self.loss.per_example(out, y).mean(dim=1).sum()
-            grads = torch.autograd.grad(total, list(self.params.values()))
-            grads = dict(zip(self.params, grads, strict=True))
-            self._add_noise(grads)
-            with torch.no_grad():
-                self._update(grads)
-            self.n_steps += self.active
-        else:
-            step = o.max_steps
-        self._check(step, self._full_pass(), final=True)
-        final = {k: v.detach().clone() for k, v in self.params.items()}
-        for s in o.snapshot_steps:
-            self.snapshots.setdefault(s, final)
-        check = self.last_check
-        record = TrainRecord(
-            n_steps=self.n_steps.cpu().numpy(),
-            final_loss=check.member_loss.to(torch.float64).cpu().numpy(),
-            fit_fraction=check.fitted.to(torch.float64).mean(dim=1).cpu().numpy(),
-            rule_met=self.met.cpu().numpy(),
-        )
-        return TrainResult(
-            params={k: v.detach() for k, v in self.params.items()},
-            record=record,
-            snapshots=dict(sorted(self.snapshots.items())),
-            history=torch.stack(self.history).cpu().numpy(),
-            history_steps=np.asarray(self.history_steps, dtype=np.int64),
-        )
-
-    def _update(self, grads: Params) -> None:
-        """Zero the gradients of pruned entries and inactive members, then step.
-
-        Pruned entries then have zero gradient and (fresh, zero) optimizer state that stays
-        exactly zero, so both optimizers leave them at exactly zero: nothing can revive them.
-        """
-        if self.step_masks is None:  # the active members changed: refresh the gradient masks
-            everyone = bool(self.active.all())
-            self.step_masks = {
-                k: (
-                    (self.masks[k] if k in self.masks else torch.ones_like(g, dtype=torch.bool))
-                    & self.active.reshape((-1,) + (1,) * (g.ndim - 1))
-                ).to(g.dtype)  # float masks: multiplying by a bool tensor converts it each time
-                for k, g in grads.items()
-                if k in self.masks or not everyone
-            }
-        _zero_pruned(grads, self.step_masks)
-        self.opt_step(self.params, grads, self.state, self.lr, self.active, **self.step_kwargs)
-
-    def _add_noise(self, grads: Params) -> None:
-        if not self.noise_gens:
-            return
-        std = self.o.grad_noise_std
-        for k, g in grads.items():
-            noise = torch.stack(
-                [torch.randn(g.shape[1:], generator=gen, dtype=g.dtype) for gen in self.noise_gens]
-            )
-            grads[k] = g + std * noise.to(g.device)

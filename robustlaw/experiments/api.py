@@ -15,7 +15,7 @@ from typing import Any
 import robustlaw
 from robustlaw._validation import check_choice, get_registered
 from robustlaw.errors import ValidationError
-from robustlaw.experiments.executors import EXECUTORS
+from robustlaw.experiments.executors import EXECUTORS, ExecutionOptions
 from robustlaw.experiments.keys import canonical_json
 from robustlaw.experiments.keys import settings_hash as hash_settings
 from robustlaw.experiments.registry import get_experiment
@@ -171,15 +171,10 @@ def run(
         todo = [u for u in units if u.key not in done]
         logger.info("%s: %d units, %d stored, %d to run", name, len(units), len(done), len(todo))
         ran = 0
-        for unit, result, seconds in execute(
-            experiment,
-            settings,
-            todo,
-            device=device,
-            progress=progress,
-            address=address,
-            threads=threads,
-        ):
+        options = ExecutionOptions(
+            device=device, progress=progress, address=address, threads=threads
+        )
+        for unit, result, seconds in execute(experiment, settings, todo, options):
             ran += db.write_unit(
                 experiment=name,
                 settings_hash=key,

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tqdm import tqdm
@@ -19,7 +20,7 @@ from tqdm import tqdm
 from robustlaw.errors import ValidationError
 from robustlaw.experiments.registry import Experiment, UnitResult, WorkUnit
 
-__all__ = ["EXECUTORS", "run_local", "run_ray", "torch_threads"]
+__all__ = ["EXECUTORS", "ExecutionOptions", "run_local", "run_ray", "torch_threads"]
 
 logger = logging.getLogger(__name__)
 
@@ -46,56 +47,62 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _timed(experiment: Experiment, settings: Any, unit: WorkUnit, device: str, threads) -> tuple:
-    with torch_threads(threads):
+@dataclass(frozen=True, kw_only=True)
+class ExecutionOptions:
+    """How and where units run.
+
+    Parameters
+    ----------
+    device : str
+        ``"cpu"`` or ``"cuda"`` (already resolved).
+    progress : bool
+        Show a tqdm bar over units.
+    address : str, optional
+        Ray cluster address (``"ray://head:10001"``, ``"auto"``); None starts a local runtime.
+        The local executor ignores it.
+    threads : int, optional
+        Torch intra-op threads while a unit runs (CPUs per Ray task); None leaves the default.
+    """
+
+    device: str = "cpu"
+    progress: bool = False
+    address: str | None = None
+    threads: int | None = None
+
+
+def _timed(experiment: Experiment, settings: Any, unit: WorkUnit, options) -> tuple:
+    """Run one unit with the requested threads; return its result and wall time in seconds."""
+    with torch_threads(options.threads):
         start = time.perf_counter()
-        result = experiment.run_unit(settings, unit, device=device, progress=False)
+        result = experiment.run_unit(
+            settings, unit, device=options.device, progress=options.progress
+        )
         return result, time.perf_counter() - start
 
 
-def run_local(
-    experiment: Experiment,
-    settings: Any,
-    units: Sequence[WorkUnit],
-    *,
-    device: str,
-    progress: bool,
-    address: str | None = None,
-    threads: int | None = None,
-) -> Iterator[Finished]:
-    """Run ``units`` one after another in this process, with a tqdm bar over units.
+def _bar(experiment: Experiment, units: Sequence[WorkUnit], options: ExecutionOptions):
+    return tqdm(total=len(units), desc=experiment.name, unit="unit", disable=not options.progress)
 
-    ``address`` must be None (it is accepted so that every executor has one signature);
-    ``threads`` sets the torch intra-op threads while a unit runs.
-    """
-    del address
-    with tqdm(total=len(units), desc=experiment.name, unit="unit", disable=not progress) as bar:
+
+def run_local(
+    experiment: Experiment, settings: Any, units: Sequence[WorkUnit], options: ExecutionOptions
+) -> Iterator[Finished]:
+    """Run ``units`` one after another in this process, with a tqdm bar over units."""
+    with _bar(experiment, units, options) as bar:
         for unit in units:
-            with torch_threads(threads):
-                start = time.perf_counter()
-                result = experiment.run_unit(settings, unit, device=device, progress=progress)
-                seconds = time.perf_counter() - start
-            yield unit, result, seconds
+            yield (unit, *_timed(experiment, settings, unit, options))
             bar.update(1)
 
 
 def run_ray(
-    experiment: Experiment,
-    settings: Any,
-    units: Sequence[WorkUnit],
-    *,
-    device: str,
-    progress: bool,
-    address: str | None = None,
-    threads: int | None = None,
+    experiment: Experiment, settings: Any, units: Sequence[WorkUnit], options: ExecutionOptions
 ) -> Iterator[Finished]:
     """Run ``units`` as Ray tasks and yield each as soon as it finishes.
 
-    Each task requests ``threads`` CPUs (1 by default) and one GPU when ``device`` is CUDA.
-
-    Connects to the cluster at ``address`` (e.g. ``"ray://head:10001"`` or ``"auto"``), or
-    starts a local Ray runtime when ``address`` is None and Ray is not yet initialized. A runtime
-    started here is shut down at the end; one that was already running is left alone.
+    Each task requests ``options.threads`` CPUs (1 by default) and one GPU when the device is
+    CUDA. Connects to the cluster at ``options.address``, or starts a local Ray runtime when it
+    is None and Ray is not yet initialized. A runtime started here is shut down at the end; one
+    that was already running is left alone. Only the caller (the driver) writes the store.
     """
     try:
         import ray
@@ -103,18 +110,18 @@ def run_ray(
         raise ValidationError("executor 'ray' needs Ray: pip install 'robustlaw[ray]'") from None
     started = not ray.is_initialized()
     if started:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(address=options.address, include_dashboard=False, logging_level=logging.WARNING)
     pending: dict = {}
     try:
-        gpus = 1 if device.startswith("cuda") else 0
-        task = ray.remote(num_cpus=threads or 1, num_gpus=gpus, max_retries=0)(_timed)
-        pending.update({task.remote(experiment, settings, u, device, threads): u for u in units})
-        with tqdm(total=len(units), desc=experiment.name, unit="unit", disable=not progress) as bar:
+        gpus = 1 if options.device.startswith("cuda") else 0
+        task = ray.remote(num_cpus=options.threads or 1, num_gpus=gpus, max_retries=0)(_timed)
+        task_options = replace(options, progress=False)
+        pending.update({task.remote(experiment, settings, u, task_options): u for u in units})
+        with _bar(experiment, units, options) as bar:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 unit = pending.pop(ready[0])
-                result, seconds = ray.get(ready[0])
-                yield unit, result, seconds
+                yield (unit, *ray.get(ready[0]))
                 bar.update(1)
     finally:
         for ref in pending:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from robustlaw.experiments.registry import MemberResult, UnitResult, WorkUnit
 
@@ -131,7 +132,12 @@ def run_unit(settings: Any, unit: WorkUnit, *, device: str, progress: bool = Fal
     if unit.params["kind"] == "sparse":
         plans = [PrunePlan(method=m, density=rho, seed=s) for m, rho, s in members]
         ens = prune(ens, plans, data=(data.X, data.y), train_options=options).ensemble
-    trained = train_ensemble(ens, data.X, data.y, options)
+    with tqdm(
+        total=settings.max_steps, desc=f"{unit.key} steps", leave=False, disable=not progress
+    ) as bar:
+        trained = train_ensemble(
+            ens, data.X, data.y, options, on_check=lambda step, _: bar.update(step - bar.n)
+        )
     ens = trained.to_ensemble(ens)
 
     with torch.no_grad():

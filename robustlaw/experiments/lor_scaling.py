@@ -154,9 +154,9 @@ PRESETS = {
         dense_widths=(8, 16, 32, 64, 128),
         sparse_width=128,
         methods=_ALL_METHODS,
-        densities=(0.5, 0.25, 0.1, 0.05),
+        densities=(0.5, 0.25, 0.1),
         seeds=(0, 1, 2),
-        max_steps=3000,
+        max_steps=1000,
     ),
     "paper": LorScalingSettings(
         n_samples=(256, 1024, 4096),

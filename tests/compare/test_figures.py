@@ -24,15 +24,24 @@ def test_band_figure_has_a_band_the_bound_and_the_law_per_method(rows, x):
         assert ax.get_yscale() == "log"
         bands = [c for c in ax.collections if isinstance(c, PolyCollection)]
         assert len(bands) == 2  # one per (n, d)
-        labels = _labels(ax)
-        assert any("NFP bound" in t for t in labels)
-        assert any("measured" in t for t in labels)
+        labels = [ln.get_label() for ln in ax.get_lines()]
+        assert sum("NFP bound" in t for t in labels) == 2
+        assert sum("measured" in t for t in labels) == 2
         measured = [ln for ln in ax.get_lines() if "measured" in ln.get_label()]
         lows = sorted(r["lip_lower"] for r in rows if r["method"] == ax.get_title())
         ys = np.concatenate([ln.get_ydata() for ln in measured])
         assert lows[0] <= ys.min()
         assert ys.max() <= lows[-1]
     assert axes[0].get_xlabel().startswith("p = kept" if x == "kept" else "p_eff")
+    assert axes[0].get_legend() is not None
+    assert axes[1].get_legend() is None
+
+
+def test_many_methods_wrap_into_rows(rows):
+    more = [{**r, "method": f"m{i}"} for i in range(6) for r in rows if r["method"] == "random"]
+    axes = band_figure(more).get_axes()
+    assert len(axes) == 6
+    assert len({round(ax.get_position().y0, 3) for ax in axes}) == 2  # 4 + 2 panels
 
 
 def test_band_figure_draws_on_given_axes(rows):

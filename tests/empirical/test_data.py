@@ -36,13 +36,16 @@ def _dataset(X, y, noise_level=1.0):
     )
 
 
+F64 = torch.float64
+
+
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
 def test_gaussian_inputs_have_unit_mean_squared_norm():
     n, d = 4000, 25
-    X = sample_inputs("gaussian", n, d, generator=_gen(), dtype=torch.float64)
+    X = sample_inputs("gaussian_normalized", n, d, generator=_gen(), dtype=torch.float64)
     sq = X.square().sum(dim=1)
     # ||x||^2 ~ chi2_d / d: mean 1, variance 2/d; the sample mean is within 5 standard errors
     assert abs(float(sq.mean()) - 1) < 5 * math.sqrt(2 / d / n)
@@ -64,15 +67,23 @@ def test_cube_inputs_fill_the_scaled_cube():
 
 
 def test_scale_multiplies_inputs_and_constant():
-    a = sample_inputs("gaussian", 5, 4, generator=_gen(3), dtype=torch.float64)
-    b = sample_inputs("gaussian", 5, 4, scale=2.0, generator=_gen(3), dtype=torch.float64)
+    a = sample_inputs("gaussian_normalized", 5, 4, generator=_gen(3), dtype=torch.float64)
+    b = sample_inputs("gaussian_normalized", 5, 4, scale=2.0, generator=_gen(3), dtype=F64)
+    std = sample_inputs("gaussian", 5, 4, generator=_gen(3), dtype=torch.float64)
     torch.testing.assert_close(b, 2 * a)
-    assert isoperimetry_constant("gaussian", 30, scale=math.sqrt(30)) == pytest.approx(30)
+    torch.testing.assert_close(std, 2 * a)  # N(0, I_d) is N(0, I_d / d) scaled by sqrt(d) = 2
+    assert isoperimetry_constant("gaussian_normalized", 4, scale=2.0) == pytest.approx(4.0)
+    assert random_labels_data(5, 4, inputs="gaussian").isoperimetry_constant == 4.0
 
 
 @pytest.mark.parametrize(
     ("kind", "d", "c"),
-    [("gaussian", 7, 1.0), ("sphere", 7, 7 / 6), ("cube", 7, 1 / (2 * math.pi))],
+    [
+        ("gaussian_normalized", 7, 1.0),
+        ("gaussian", 7, 7.0),
+        ("sphere", 7, 7 / 6),
+        ("cube", 7, 1 / (2 * math.pi)),
+    ],
 )
 def test_isoperimetry_table(kind, d, c):
     assert isoperimetry_constant(kind, d) == pytest.approx(c, rel=1e-15)

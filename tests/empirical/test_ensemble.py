@@ -76,6 +76,9 @@ def test_dtype_and_device():
     assert ens(torch.zeros(1, 4, dtype=torch.float64)).dtype == torch.float64
     f32 = init_mlp_ensemble(SPEC, seeds=[0])
     torch.testing.assert_close(f32.params["0.weight"], ens.params["0.weight"].float())
+    moved = f32.to(dtype=torch.float64)
+    assert moved.dtype == torch.float64
+    assert moved.masks["0.weight"].dtype == torch.bool
     with pytest.raises(ValidationError, match="dtype"):
         init_mlp_ensemble(SPEC, seeds=[0], dtype=torch.int64)
     if not torch.cuda.is_available():

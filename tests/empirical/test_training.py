@@ -239,6 +239,7 @@ def test_cross_entropy_fit_fraction_and_converged_rule():
     conv = train_ensemble(ens, X, y, frozen)
     assert conv.record.n_steps.tolist() == [4, 4]
     assert conv.record.rule_met.all()
+    assert conv.history_steps.tolist() == [0, 1, 2, 3, 4]
 
 
 def test_max_steps_rule_snapshots_and_history():
@@ -252,6 +253,17 @@ def test_max_steps_rule_snapshots_and_history():
     assert torch.equal(res.snapshots[5]["0.weight"], five.params["0.weight"])
     assert res.history.shape == (13, 1)
     assert res.history_steps.tolist() == list(range(13))
+
+
+def test_on_check_sees_every_check_and_lr_lists_become_tuples():
+    ens = _ens([5, 6])
+    X, y = _data()
+    seen = []
+    opts = TrainOptions(lr=[0.01, 0.02], max_steps=12, batch_size=5)
+    assert opts.lr == (0.01, 0.02)
+    res = train_ensemble(ens, X, y, opts, on_check=lambda step, p: seen.append(step))
+    assert seen == [0, 4, 8, 12]  # once per epoch of 20 // 5 = 4 steps, then the final pass
+    assert res.history_steps.tolist() == seen
 
 
 def test_logistic_loss_trains_pm1_labels():

@@ -2,9 +2,11 @@
 
 Every function returns a frozen :class:`Dataset` (``X``, ``y``, ``noise_level`` sigma^2,
 ``isoperimetry_constant`` c, ``kind``, ``n_classes``, ``seed``, ...). :data:`DATASETS` maps
-names to the generators, for experiment registries.
+names to the generators, for experiment registries. ``isoperimetry_constant`` is
+:func:`robustlaw.bounds.isoperimetry_constant`, re-exported.
 """
 
+from robustlaw.bounds import isoperimetry_constant
 from robustlaw.empirical.data.real import (
     TORCHVISION_DATASETS,
     add_noise,
@@ -13,9 +15,7 @@ from robustlaw.empirical.data.real import (
 )
 from robustlaw.empirical.data.record import Dataset
 from robustlaw.empirical.data.synthetic import (
-    INPUT_DISTRIBUTIONS,
-    InputDistribution,
-    isoperimetry_constant,
+    INPUT_SAMPLERS,
     random_labels_data,
     sample_inputs,
     teacher_data,
@@ -24,11 +24,10 @@ from robustlaw.empirical.data.two_patch import MU_KINDS, signal_vectors, two_pat
 
 __all__ = [
     "DATASETS",
-    "INPUT_DISTRIBUTIONS",
+    "INPUT_SAMPLERS",
     "MU_KINDS",
     "TORCHVISION_DATASETS",
     "Dataset",
-    "InputDistribution",
     "add_noise",
     "digits_data",
     "isoperimetry_constant",

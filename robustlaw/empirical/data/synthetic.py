@@ -4,60 +4,52 @@ Every generator returns a frozen :class:`Dataset` carrying, beside ``X`` and ``y
 level ``sigma^2 = E Var(y | x)`` and the isoperimetry constant ``c`` of the input distribution
 (THEORY.md §1.1, §1.4), so that :mod:`robustlaw.bounds` is called with the right values.
 
-Input distributions (:data:`INPUT_DISTRIBUTIONS`), all with ``||x|| = O(1)`` at ``scale=1``:
+Input distributions (:data:`INPUT_SAMPLERS`, keyed like
+:data:`robustlaw.bounds.ISOPERIMETRY`, which supplies ``c``):
 
-========== ================================== ====================
-kind       distribution                       c
-========== ================================== ====================
-gaussian   N(0, I_d / d)                      1
-sphere     uniform on the unit sphere S^{d-1}  d / (d - 1)
-cube       uniform on [0, 1/sqrt(d)]^d        1 / (2 pi)
-========== ================================== ====================
+=================== ================================== ====================
+kind                distribution                       c
+=================== ================================== ====================
+gaussian_normalized N(0, I_d / d)                      1
+gaussian            N(0, I_d)                          d
+sphere              uniform on the unit sphere         d / (d - 1)
+cube                uniform on [0, 1/sqrt(d)]^d        1 / (2 pi)
+=================== ================================== ====================
 
-``scale`` multiplies the inputs and ``c`` by ``scale**2`` (THEORY.md §1.4: standard normal
-inputs are ``gaussian`` with ``scale = sqrt(d)`` and have ``c = d``). The constants are computed
-here from the THEORY.md §1.4 table (``robustlaw.bounds`` had no ``isoperimetry_constant`` when
-this module was written).
+``scale`` multiplies the inputs, and ``c`` by ``scale**2`` (THEORY.md §1.4).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
 from robustlaw._validation import check_interval, check_seed, get_registered
+from robustlaw.bounds import ISOPERIMETRY, isoperimetry_constant
 from robustlaw.empirical.data.record import Dataset, check_count
 from robustlaw.empirical.ensemble import Ensemble, MLPSpec, init_mlp_ensemble, resolve_device
 from robustlaw.errors import ValidationError
 
 __all__ = [
-    "INPUT_DISTRIBUTIONS",
-    "InputDistribution",
-    "isoperimetry_constant",
+    "INPUT_SAMPLERS",
     "random_labels_data",
     "sample_inputs",
     "teacher_data",
 ]
 
 
-@dataclass(frozen=True)
-class InputDistribution:
-    """A registered input distribution: a sampler at scale 1 and its isoperimetry constant."""
-
-    sample: Callable[[int, int, torch.Generator], torch.Tensor]
-    constant: Callable[[int], float]
-    min_dim: int = 1
-
-
 def _gaussian(n: int, d: int, gen: torch.Generator) -> torch.Tensor:
-    return torch.randn(n, d, generator=gen, dtype=torch.float64) / math.sqrt(d)
+    return torch.randn(n, d, generator=gen, dtype=torch.float64)
+
+
+def _gaussian_normalized(n: int, d: int, gen: torch.Generator) -> torch.Tensor:
+    return _gaussian(n, d, gen) / math.sqrt(d)
 
 
 def _sphere(n: int, d: int, gen: torch.Generator) -> torch.Tensor:
-    z = torch.randn(n, d, generator=gen, dtype=torch.float64)
+    z = _gaussian(n, d, gen)
     return z / z.norm(dim=1, keepdim=True)
 
 
@@ -65,43 +57,14 @@ def _cube(n: int, d: int, gen: torch.Generator) -> torch.Tensor:
     return torch.rand(n, d, generator=gen, dtype=torch.float64) / math.sqrt(d)
 
 
-INPUT_DISTRIBUTIONS: dict[str, InputDistribution] = {
-    "gaussian": InputDistribution(sample=_gaussian, constant=lambda d: 1.0),
-    "sphere": InputDistribution(sample=_sphere, constant=lambda d: d / (d - 1), min_dim=2),
-    "cube": InputDistribution(sample=_cube, constant=lambda d: 1.0 / (2.0 * math.pi)),
+INPUT_SAMPLERS: dict[str, Callable[[int, int, torch.Generator], torch.Tensor]] = {
+    "gaussian_normalized": _gaussian_normalized,
+    "gaussian": _gaussian,
+    "sphere": _sphere,
+    "cube": _cube,
 }
-
-
-def _check_dim(kind: str, d) -> InputDistribution:
-    dist = get_registered(INPUT_DISTRIBUTIONS, kind, "inputs distribution")
-    check_count(d, "n_features")
-    if d < dist.min_dim:
-        raise ValidationError(f"n_features must be at least {dist.min_dim} for {kind}, got {d}")
-    return dist
-
-
-def isoperimetry_constant(kind: str, n_features: int, scale: float = 1.0) -> float:
-    """The isoperimetry constant c of an input distribution (THEORY.md §1.4).
-
-    Parameters
-    ----------
-    kind : {"gaussian", "sphere", "cube"}
-        The distribution at ``scale = 1`` (see the module docstring).
-    n_features : int
-        d.
-    scale : float
-        Inputs are multiplied by ``scale``; c is multiplied by ``scale**2``.
-
-    Examples
-    --------
-    >>> isoperimetry_constant("sphere", 10)
-    1.1111111111111112
-    >>> isoperimetry_constant("gaussian", 30, scale=2.0)
-    4.0
-    """
-    dist = _check_dim(kind, n_features)
-    scale = float(check_interval(scale, "scale", 0, math.inf))
-    return dist.constant(n_features) * scale**2
+"""Samplers ``(n_samples, n_features, generator) -> float64 (n_samples, n_features)`` at
+scale 1, one per key of :data:`robustlaw.bounds.ISOPERIMETRY`."""
 
 
 def sample_inputs(
@@ -114,7 +77,7 @@ def sample_inputs(
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
 ) -> torch.Tensor:
-    """Draw ``n_samples`` inputs of an :data:`INPUT_DISTRIBUTIONS` kind, times ``scale``.
+    """Draw ``n_samples`` inputs of an :data:`INPUT_SAMPLERS` kind, times ``scale``.
 
     Draws are made in float64 on the CPU from ``generator`` and then cast, so results do not
     depend on dtype or device beyond rounding.
@@ -123,11 +86,22 @@ def sample_inputs(
     -------
     torch.Tensor
         Shape ``(n_samples, n_features)``.
+
+    Raises
+    ------
+    ValidationError
+        For an unknown kind (listing the valid ones), non-positive sizes or scale, or a
+        dimension below the distribution's minimum (2 for the sphere).
     """
-    dist = _check_dim(kind, n_features)
+    sampler = get_registered(INPUT_SAMPLERS, kind, "input distribution")
     check_count(n_samples, "n_samples")
+    check_count(n_features, "n_features")
+    if n_features < ISOPERIMETRY[kind].min_d:
+        raise ValidationError(
+            f"n_features must be at least {ISOPERIMETRY[kind].min_d:g} for {kind}, got {n_features}"
+        )
     scale = float(check_interval(scale, "scale", 0, math.inf))
-    return (dist.sample(n_samples, n_features, generator) * scale).to(resolve_device(device), dtype)
+    return (sampler(n_samples, n_features, generator) * scale).to(resolve_device(device), dtype)
 
 
 def _signs(n: int, gen: torch.Generator) -> torch.Tensor:
@@ -138,7 +112,7 @@ def random_labels_data(
     n_samples: int,
     n_features: int,
     *,
-    inputs: str = "gaussian",
+    inputs: str = "gaussian_normalized",
     scale: float = 1.0,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
@@ -148,7 +122,7 @@ def random_labels_data(
 
     The target is ``g = 0`` and the noise level ``sigma^2 = 1`` (THEORY.md §1.1); exact
     interpolation fits below the noise level for every ``eps < 1``. No Free Prune Fig. 1a uses
-    ``n = d = 30`` with ``inputs="gaussian", scale=sqrt(30)`` (standard normal entries).
+    ``n = d = 30`` with ``inputs="gaussian"`` (standard normal entries, ``c = d``).
 
     Examples
     --------
@@ -167,7 +141,7 @@ def random_labels_data(
         y=y,
         kind="random_labels",
         noise_level=1.0,
-        isoperimetry_constant=isoperimetry_constant(inputs, n_features, scale),
+        isoperimetry_constant=float(isoperimetry_constant(inputs, n_features, scale)),
         n_classes=2,
         labels_bounded=True,
         seed=seed,
@@ -182,7 +156,7 @@ def teacher_data(
     teacher: Ensemble | None = None,
     hidden: tuple[int, ...] = (50, 50),
     noise_std: float = 1.0,
-    inputs: str = "gaussian",
+    inputs: str = "gaussian_normalized",
     scale: float = 1.0,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
@@ -225,7 +199,7 @@ def teacher_data(
         y=(clean + noise).to(dev, dtype),
         kind="teacher",
         noise_level=noise_std**2,
-        isoperimetry_constant=isoperimetry_constant(inputs, n_features, scale),
+        isoperimetry_constant=float(isoperimetry_constant(inputs, n_features, scale)),
         n_classes=None,
         labels_bounded=False,
         seed=seed,

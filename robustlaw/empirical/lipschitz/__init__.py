@@ -5,7 +5,7 @@ seconds, details); :func:`estimate_lipschitz` runs any registered method by name
 (:data:`LIPSCHITZ_METHODS`). See ``docs/tutorials/lipschitz.md``.
 """
 
-from robustlaw.empirical.lipschitz.eclipse import eclipse as eclipse
+from robustlaw.empirical.lipschitz.compositional import eclipse as eclipse
 from robustlaw.empirical.lipschitz.lipsdp import lipsdp as lipsdp
 from robustlaw.empirical.lipschitz.lower import GradientOptions as GradientOptions
 from robustlaw.empirical.lipschitz.lower import gradient_lower_bound as gradient_lower_bound

@@ -170,7 +170,10 @@ def _ascend(best: _Best, x: torch.Tensor, steps: int, radius: float, smooth: boo
         frac = t / max(steps - 1, 1)
         beta = 10 ** (4 * frac) if smooth else None
         with torch.enable_grad():
-            (grad,) = torch.autograd.grad(_norm(jacobian(best.net, x, beta=beta)).sum(), x)
+            objective = _norm(jacobian(best.net, x, beta=beta)).sum()
+            if not objective.requires_grad:  # one linear layer: J is constant
+                return
+            (grad,) = torch.autograd.grad(objective, x)
         step = size * (1 - 0.99 * frac)
         with torch.no_grad():
             x += step * grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-300)

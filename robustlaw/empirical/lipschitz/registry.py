@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from robustlaw._validation import check_choice, get_registered
-from robustlaw.empirical.lipschitz.eclipse import eclipse
+from robustlaw.empirical.lipschitz.compositional import eclipse
 from robustlaw.empirical.lipschitz.lipsdp import lipsdp
 from robustlaw.empirical.lipschitz.lower import GradientOptions, gradient_lower_bound
 from robustlaw.empirical.lipschitz.result import EstimateStatus, LipschitzEstimate
@@ -40,7 +40,7 @@ _SEVERITY = list(EstimateStatus)
 
 @dataclass(frozen=True, kw_only=True)
 class EclipseOptions:
-    """Options of :func:`~robustlaw.empirical.lipschitz.eclipse.eclipse`.
+    """Options of :func:`~robustlaw.empirical.lipschitz.compositional.eclipse`.
 
     Parameters
     ----------
@@ -49,12 +49,15 @@ class EclipseOptions:
     activation : str or (alpha, beta), optional
         Slope bounds; by default the network's own activation.
     solver : str
-        The cvxpy solver for ``fast=False``.
+        For ``fast=False``: ``"torch"`` (batched descent) or a cvxpy solver name.
+    max_iter : int
+        Descent steps per layer (``fast=False``, ``solver="torch"``).
     """
 
     fast: bool = True
     activation: str | tuple[float, float] | None = None
-    solver: str = "CLARABEL"
+    solver: str = "torch"
+    max_iter: int = 100
 
     def __post_init__(self) -> None:
         if self.activation is not None:

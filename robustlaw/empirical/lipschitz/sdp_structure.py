@@ -47,32 +47,33 @@ class LMIStructure:
     groups: torch.Tensor
     n_multipliers: int
 
-    @property
+    @cached_property
     def n_in(self) -> int:
         """Input size ``n_0``."""
         return self.weights[0].shape[1]
 
-    @property
+    @cached_property
     def sizes(self) -> list[int]:
         """Hidden sizes ``n_1, ..., n_L``."""
         return [w.shape[0] for w in self.weights[:-1]]
 
-    @property
+    @cached_property
     def n_hidden(self) -> int:
         """``N``, the number of hidden units."""
         return sum(self.sizes)
 
-    @property
+    @cached_property
     def dim(self) -> int:
         """``n = n_0 + N``, the side of the LMI."""
         return self.n_in + self.n_hidden
 
-    @property
+    @cached_property
     def k(self) -> tuple[float, float, float]:
         """``(k_aa, k_ae, k_ee)``, the entries of the 2x2 core ``K`` of every ``G_i``."""
         alpha, beta = self.slopes
         return -2.0 * alpha * beta, alpha + beta, -2.0
 
+    @cached_property
     def _blocks(self) -> list[tuple[int, int]]:
         """Row ranges, in the LMI, of the input block and of each hidden layer."""
         bounds = [0, self.n_in]
@@ -80,13 +81,16 @@ class LMIStructure:
             bounds.append(bounds[-1] + size)
         return list(zip(bounds[:-1], bounds[1:], strict=True))
 
+    @cached_property
     def _row_starts(self) -> list[int]:
         """Where each hidden layer starts in the LMI (``n_0`` plus earlier layers)."""
-        return [lo for lo, _ in self._blocks()[1:]]
+        return [lo for lo, _ in self._blocks[1:]]
 
     def apply_a(self, y: torch.Tensor) -> torch.Tensor:
         """``A @ y`` for ``y`` of shape ``(n, k)``; returns shape ``(N, k)``."""
-        blocks = self._blocks()
+        blocks = self._blocks
+        if len(blocks) == 2:
+            return self.weights[0] @ y[: self.n_in]
         return torch.cat(
             [w @ y[lo:hi] for w, (lo, hi) in zip(self.weights[:-1], blocks, strict=False)]
         )
@@ -94,8 +98,8 @@ class LMIStructure:
     def apply_at(self, u: torch.Tensor) -> torch.Tensor:
         """``A.T @ u`` for ``u`` of shape ``(N, k)``; returns shape ``(n, k)``."""
         out = u.new_zeros((self.dim, u.shape[1]))
-        rows = self._blocks()[1:]
-        for w, (lo, hi), (rlo, rhi) in zip(self.weights[:-1], self._blocks(), rows, strict=False):
+        rows = self._blocks[1:]
+        for w, (lo, hi), (rlo, rhi) in zip(self.weights[:-1], self._blocks, rows, strict=False):
             out[lo:hi] = w.T @ u[rlo - self.n_in : rhi - self.n_in]
         return out
 
@@ -156,7 +160,7 @@ class LMIStructure:
             [
                 (ax[r - n0 : r - n0 + w.shape[0], lo:hi] * w).sum(1)
                 for w, (lo, hi), r in zip(
-                    self.weights[:-1], self._blocks(), self._row_starts(), strict=False
+                    self.weights[:-1], self._blocks, self._row_starts, strict=False
                 )
             ]
         )
@@ -166,7 +170,6 @@ class LMIStructure:
     def g_norms(self) -> torch.Tensor:
         """Frobenius norms of the free multipliers' matrices ``G_k`` (shape ``(m,)``)."""
         eye = torch.eye(self.dim, dtype=self.weights[0].dtype, device=self.weights[0].device)
-        aa, ae, ee = self.gram_blocks(eye)
         h = self.schur(eye, eye)  # H_kk = tr(G_k G_k) = ||G_k||_F^2 with X = Z = I
         return h.diagonal().clamp_min(0).sqrt()
 

@@ -200,6 +200,9 @@ def test_fast_matches_cvxpy_reference(sizes, variant, activation):
     assert ref.solver == "cvxpy:CLARABEL"
     assert fast.value == pytest.approx(ref.value, rel=1e-5)
     assert fast.details["gap"] < 1e-6
+    # weak duality: the solver's dual value is below the optimum, the certified rho above it
+    assert fast.details["dual_rho"] <= fast.details["certified_rho"] * (1 + 1e-9)
+    assert fast.details["certified_rho"] == pytest.approx(fast.value**2, rel=1e-12)
 
 
 def test_cvxpy_default_solver_is_scs_and_recorded():
@@ -207,6 +210,20 @@ def test_cvxpy_default_solver_is_scs_and_recorded():
     est = lipsdp(ws, backend="cvxpy")
     assert est.solver == "cvxpy:SCS"
     assert est.value == pytest.approx(lipsdp(ws).value, rel=1e-4)
+
+
+def test_stopped_solver_never_returns_an_unproven_bound():
+    ws = random_net([3, 6, 5, 1], seed=13)
+    exact = lipsdp(ws).value
+    for backend in ("fast", "cvxpy"):
+        try:
+            est = lipsdp(ws, backend=backend, max_iter=3)
+        except SolverError as err:  # the multipliers certified nothing: said so
+            assert "certify nothing" in str(err)
+        else:
+            assert est.certified
+            assert est.status.value == "max_iter"
+            assert est.value >= exact * (1 - 1e-9)
 
 
 # --------------------------------------------------------------------------- certification
