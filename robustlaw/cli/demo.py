@@ -16,7 +16,8 @@ from robustlaw.bounds.examples import examples, format_bounds_table
 
 _HEADER = """robustlaw demo: Lipschitz lower bounds at named settings
 (Bubeck-Sellke Theorem 3: L_BS; No Free Prune Theorem 4: L_NFP with p_eff in bits;
-evaluated even where the k-condition fails, which the last two columns report.)
+evaluated even where the k-condition fails, which the last two columns report.
+Then the empirical part: small networks trained and measured against these floors.)
 """
 
 DEMO_EXPERIMENTS = ("lor-scaling",)

@@ -167,17 +167,15 @@ def ratio_figure(results: Any, *, ax: Any = None):
     import matplotlib as mpl
 
     rows = [r for r in records(results) if r.get("fit_below_noise")] or records(results)
+    rows = [{**r, "ratio": r["lip_lower"] / r["bound_nfp"]} for r in rows if r.get("lip_lower")]
     with mpl.rc_context(STYLE):
         fig, (ax,) = _new_axes(1, None if ax is None else [ax], width=5.0)
         for i, (method, mrows) in enumerate(_by(rows, "method").items()):
-            for r in mrows:
-                r["_ratio"] = r["lip_lower"] / r["bound_nfp"] if r.get("lip_lower") else None
-            xs, c = _medians(mrows, "density" if method != "dense" else "kept", ("_ratio",))
-            if method == "dense":
-                xs = np.ones_like(xs)
-            ax.plot(
-                xs, c["_ratio"], "o-" if method != "dense" else "s", color=f"C{i}", label=method
-            )
+            # Dense networks all have density 1: one marker per width, stacked at x = 1.
+            dense = method == "dense"
+            xs, c = _medians(mrows, "kept" if dense else "density", ("ratio",))
+            xs = np.ones_like(xs) if dense else xs
+            ax.plot(xs, c["ratio"], "s" if dense else "o-", color=f"C{i}", label=method)
         ax.axhline(1.0, color="k", ls="--", lw=1, label="bound (ratio 1)")
         _log_axes(ax)
         ax.set(xlabel="density (fraction of weights kept)")

@@ -32,7 +32,7 @@ def members_of(settings: Any, unit: WorkUnit) -> list[tuple[str, float, int]]:
     ]
 
 
-def _train_options(settings: Any):
+def _train_options(settings: Any, noise_level: float):
     from robustlaw.empirical.training import TrainOptions
 
     return TrainOptions(
@@ -41,7 +41,7 @@ def _train_options(settings: Any):
         max_steps=settings.max_steps,
         loss="mse",
         stopping="below_noise",
-        noise_level=1.0,
+        noise_level=noise_level,
         fit_eps=settings.eps,
     )
 
@@ -128,7 +128,7 @@ def run_unit(settings: Any, unit: WorkUnit, *, device: str, progress: bool = Fal
     spec = MLPSpec(layer_sizes=(d, *([width] * settings.depth), 1))
     members = members_of(settings, unit)
     ens = init_mlp_ensemble(spec, [s for *_, s in members], dtype=dtype, device=device)
-    options = _train_options(settings)
+    options = _train_options(settings, float(data.noise_level))
     if unit.params["kind"] == "sparse":
         plans = [PrunePlan(method=m, density=rho, seed=s) for m, rho, s in members]
         ens = prune(ens, plans, data=(data.X, data.y), train_options=options).ensemble
@@ -171,7 +171,7 @@ def run_unit(settings: Any, unit: WorkUnit, *, device: str, progress: bool = Fal
             "mask_info_bits": entropy if dependent else 0.0,
             "n_steps": int(trained.record.n_steps[i]),
             "train_mse": float(mse[i]),
-            "fit_below_noise": bool(mse[i] <= 1.0 - settings.eps),
+            "fit_below_noise": bool(mse[i] <= data.noise_level - settings.eps),
             "lip_lower": float(lower[i]),
             "lip_lower_method": lower_method,
             "lip_upper": float(upper.values[i]),

@@ -93,7 +93,10 @@ class Store:
             raise ValidationError(f"store {str(self.path)!r} does not exist")
         if not readonly:
             _check_writable(self.path)
-        uri = f"file:{self.path.resolve()}?mode={'ro' if readonly else 'rwc'}"
+        # A reader opens read-write when it may (it never writes): the last connection to close
+        # then removes the WAL files, which a read-only connection cannot do.
+        mode = ("rw" if os.access(self.path, os.W_OK) else "ro") if readonly else "rwc"
+        uri = f"file:{self.path.resolve()}?mode={mode}"
         try:
             self._conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
             if not readonly:

@@ -102,8 +102,8 @@ def test_argparse_errors_exit_2(capsys):
     assert info.value.code == 2
 
 
-def test_demo_prints_the_bounds_table(capsys):
-    assert main(["demo"]) == 0
+def test_demo_prints_the_bounds_table(capsys, tmp_path):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "empirical part" in out
     rows = {r["setting"]: r for r in rb.examples.bounds_table()}

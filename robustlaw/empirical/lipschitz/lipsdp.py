@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from robustlaw._validation import get_registered
+from robustlaw.empirical.ensemble import resolve_device
 from robustlaw.empirical.lipschitz.lipsdp_prepare import Prepared, as_torch, layer_scales, prepare
 from robustlaw.empirical.lipschitz.result import EstimateStatus, LipschitzEstimate
 from robustlaw.empirical.lipschitz.sdp_solver import IPMOptions, solve_ipm
@@ -58,7 +59,7 @@ def _run_fast(prepared: Prepared, slopes, solver, tol, max_iter, device) -> _Out
             f"solver must be None or 'ipm' for backend='fast', got {solver!r}; cvxpy solvers "
             "need backend='cvxpy'"
         )
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     scales = layer_scales(prepared.weights)
     scaled = [w / s for w, s in zip(prepared.weights, scales, strict=True)]
     structure = LMIStructure(

@@ -15,6 +15,7 @@ afterwards like those of every other backend.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,7 +138,10 @@ def solve_lipsdp(
         If the solver is not installed (the message lists the installed ones).
     SolverError
         If the solver fails or ends with a status other than optimal, optimal-inaccurate or
-        user-limit (the status is in the message).
+        user-limit (the status is in the message). The two inaccurate statuses are the
+        documented fallback: their multipliers go on to certification, and the estimate gets
+        status ``MAX_ITER`` (a valid but maybe loose bound); cvxpy's warnings are kept in
+        ``details["solver_warnings"]``.
     """
     opts = options or LipSDPOptions()
     installed = cp.installed_solvers()
@@ -146,14 +150,22 @@ def solve_lipsdp(
             f"cvxpy solver {opts.solver!r} is not installed; installed: {', '.join(installed)}"
         )
     settings = _SOLVER_SETTINGS.get(opts.solver, lambda eps, it: {})(opts.eps, opts.max_iter)
-    try:
-        problem.problem.solve(solver=opts.solver, **settings)
-    except cp.SolverError as err:
-        raise SolverError(f"cvxpy solver {opts.solver} failed: {err}") from err
+    # cvxpy warns about inaccurate solutions; that is the status, kept with the warnings' text.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            problem.problem.solve(solver=opts.solver, **settings)
+        except cp.SolverError as err:
+            raise SolverError(f"cvxpy solver {opts.solver} failed: {err}") from err
     status = problem.problem.status
     if status not in _STATUS or problem.multipliers.value is None:
         raise SolverError(f"cvxpy solver {opts.solver} ended with status {status!r}")
     stats = problem.problem.solver_stats
-    info = {"solver_status": status, "solver_seconds": stats.solve_time, "n_iter": stats.num_iters}
+    info = {
+        "solver_status": status,
+        "solver_seconds": stats.solve_time,
+        "solver_warnings": [str(w.message) for w in caught],
+        "n_iter": stats.num_iters,
+    }
     lam = np.maximum(np.asarray(problem.multipliers.value, dtype=np.float64), 0.0)
     return lam, float(problem.rho.value), _STATUS[status], info

@@ -219,11 +219,13 @@ def test_stopped_solver_never_returns_an_unproven_bound():
         try:
             est = lipsdp(ws, backend=backend, max_iter=3)
         except SolverError as err:  # the multipliers certified nothing: said so
-            assert "certify nothing" in str(err)
+            message = str(err)
         else:
+            message = "certify nothing"
             assert est.certified
             assert est.status.value == "max_iter"
             assert est.value >= exact * (1 - 1e-9)
+        assert "certify nothing" in message
 
 
 # --------------------------------------------------------------------------- certification
@@ -316,6 +318,21 @@ def test_network_variant_is_refused_as_unsound():
 def test_unknown_names_list_the_valid_ones(kwargs, match):
     with pytest.raises(ValueError, match=match):
         lipsdp(random_net([3, 4, 1], seed=0), **kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_gpu_is_refused():
+    with pytest.raises(ValidationError, match="no CUDA GPU"):
+        lipsdp(random_net([3, 4, 1], seed=0), device="cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_gives_the_cpu_value():
+    ws = random_net([5, 12, 9, 2], seed=14)
+    gpu = lipsdp(ws, device="cuda")
+    assert gpu.details["device"].startswith("cuda")
+    assert gpu.value == pytest.approx(lipsdp(ws, device="cpu").value, rel=1e-7)
 
 
 def test_missing_solver_lists_installed_ones():
