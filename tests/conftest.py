@@ -19,3 +19,14 @@ def lipsdp_fixtures():
     if not os.path.isdir(path):
         pytest.skip("../shared/fixtures/lipsdp is not beside this checkout")
     return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny tensors run far faster on one thread than with two threads fighting over 2 cores."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
