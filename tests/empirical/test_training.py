@@ -15,15 +15,6 @@ from robustlaw.errors import UnknownNameError, ValidationError
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a loaded 2-core machine: one intra-op thread is ~10x faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 SPEC = MLPSpec(layer_sizes=(5, 12, 12, 1))
 
 

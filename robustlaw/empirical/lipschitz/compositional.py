@@ -80,7 +80,10 @@ def _sdp_multipliers(gram: torch.Tensor, w_next: torch.Tensor, solver: str) -> t
     scaled = cp.multiply(cp.reshape(lam, (n, 1), order="C"), half)  # diag(lam) K^(1/2)
     block = cp.bmat([[cp.diag(lam) - s * big, scaled], [scaled.T, np.eye(n)]])
     problem = cp.Problem(cp.Maximize(s), [(block + block.T) / 2 >> 0, s >= 0])
-    problem.solve(solver=solver)
+    try:
+        problem.solve(solver=solver)
+    except cp.error.SolverError as err:
+        raise SolverError(f"ECLipsE layer SDP: {solver} failed ({err})") from err
     if problem.status not in ("optimal", "optimal_inaccurate") or lam.value is None:
         raise SolverError(f"ECLipsE layer SDP ended with status {problem.status!r}")
     return torch.as_tensor(np.clip(lam.value, 0, None))

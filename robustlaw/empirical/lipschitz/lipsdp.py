@@ -93,7 +93,7 @@ def _run_fast(prepared: Prepared, slopes, solver, tol, max_iter, device) -> _Out
 def _run_cvxpy(prepared: Prepared, slopes, solver, tol, max_iter, device) -> _Outcome:
     from robustlaw.empirical.lipschitz.lipsdp_cvxpy import (
         LipSDPOptions,
-        build_lipsdp,
+        build_prepared,
         solve_lipsdp,
     )
 
@@ -103,7 +103,7 @@ def _run_cvxpy(prepared: Prepared, slopes, solver, tol, max_iter, device) -> _Ou
         eps=tol or defaults.eps,
         max_iter=max_iter or defaults.max_iter,
     )
-    lam, rho, status, info = solve_lipsdp(build_lipsdp(prepared, slopes), options)
+    lam, rho, status, info = solve_lipsdp(build_prepared(prepared, slopes), options)
     return _Outcome(
         multipliers=lam,
         solver_rho=rho,
@@ -151,7 +151,7 @@ def lipsdp(
     solver : str, optional
         For ``"cvxpy"``: a cvxpy solver name (default ``"SCS"``). For ``"fast"``: ``"ipm"``.
     tol : float, optional
-        Solver tolerance (fast: 1e-10 relative gap and infeasibility; cvxpy: ``eps`` 1e-9).
+        Solver tolerance (fast: 1e-8 relative gap and infeasibility; cvxpy: ``eps`` 1e-9).
     max_iter : int, optional
         Solver iteration limit (fast: 100; cvxpy: 200000).
     device : str or torch.device, optional

@@ -23,11 +23,11 @@ import cvxpy as cp
 import numpy as np
 
 from robustlaw._validation import check_interval
-from robustlaw.empirical.lipschitz.lipsdp_prepare import Prepared
+from robustlaw.empirical.lipschitz.lipsdp_prepare import Prepared, prepare
 from robustlaw.empirical.lipschitz.result import EstimateStatus
 from robustlaw.errors import SolverError, SolverUnavailableError, ValidationError
 
-__all__ = ["LipSDPOptions", "LipSDPProblem", "build_lipsdp", "solve_lipsdp"]
+__all__ = ["LipSDPOptions", "LipSDPProblem", "build_lipsdp", "build_prepared", "solve_lipsdp"]
 
 #: cvxpy status -> estimate status. Inaccurate answers are kept only if their multipliers
 #: certify a bound, and then they are reported as MAX_ITER (valid but maybe loose).
@@ -92,10 +92,40 @@ class LipSDPProblem:
     problem: cp.Problem
     rho: cp.Variable
     multipliers: cp.Variable
+    prepared: Prepared
 
 
-def build_lipsdp(prepared: Prepared, slopes: tuple[float, float]) -> LipSDPProblem:
-    """Write the LipSDP LMI of a prepared network in cvxpy (not solved)."""
+def build_lipsdp(
+    weights: Any, *, variant: str = "neuron", slope_bounds: tuple[float, float] = (0.0, 1.0)
+) -> LipSDPProblem:
+    """Write the LipSDP LMI of a network in cvxpy (not solved).
+
+    Dead units are dropped and the input compressed first, as for every backend.
+
+    Parameters
+    ----------
+    weights : sequence of array_like
+        ``(out, in)`` matrices from input to output.
+    variant : {"neuron", "layer"}
+        One multiplier per hidden unit or per hidden layer.
+    slope_bounds : tuple of float
+        The activation's ``(alpha, beta)``.
+
+    Returns
+    -------
+    LipSDPProblem
+
+    Examples
+    --------
+    >>> problem = build_lipsdp([np.eye(2), np.array([[3.0, 4.0]])])
+    >>> problem.multipliers.shape, problem.problem.is_dcp()
+    ((2,), True)
+    """
+    return build_prepared(prepare(weights, variant), slope_bounds)
+
+
+def build_prepared(prepared: Prepared, slopes: tuple[float, float]) -> LipSDPProblem:
+    """:func:`build_lipsdp` for a network that :func:`prepare` already processed."""
     alpha, beta = slopes
     ws = prepared.weights
     n0, sizes = ws[0].shape[1], [w.shape[0] for w in ws[:-1]]
@@ -123,7 +153,10 @@ def build_lipsdp(prepared: Prepared, slopes: tuple[float, float]) -> LipSDPProbl
     lmi = stacked.T @ middle @ stacked - rho * input_block + constant
     constraints = [(lmi + lmi.T) / 2 << 0, lam >= 0]
     return LipSDPProblem(
-        problem=cp.Problem(cp.Minimize(rho), constraints), rho=rho, multipliers=lam
+        problem=cp.Problem(cp.Minimize(rho), constraints),
+        rho=rho,
+        multipliers=lam,
+        prepared=prepared,
     )
 
 

@@ -190,8 +190,10 @@ def _pair_attack(best: _Best, x: torch.Tensor, steps: int, radius: float, gen) -
     for t in range(steps):
         with torch.enable_grad():
             _, f = _preactivations(best.net, pair)
-            q = (f[:, :s] - f[:, s:]).norm(dim=-1) / (pair[:, :s] - pair[:, s:]).norm(dim=-1)
+            gap = (pair[:, :s] - pair[:, s:]).norm(dim=-1).clamp_min(1e-300)
+            q = (f[:, :s] - f[:, s:]).norm(dim=-1) / gap
             (grad,) = torch.autograd.grad(q.sum(), pair)
+            grad = grad.nan_to_num(0.0)
         with torch.no_grad():
             step = 0.05 * size * (1 - 0.99 * t / max(steps, 1))
             pair += step * grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-300)

@@ -8,15 +8,16 @@ The problem (in the multipliers, the "dual" form of Fazlyab et al., NeurIPS 2019
 
 Its Lagrange dual is over :math:`X\\succeq0` with :math:`\\operatorname{tr}(X_{00})=1` and
 :math:`\\operatorname{tr}(G_kX)\\ge0`, with value :math:`\\operatorname{tr}(CX)`, a lower
-bound on the optimum. The method is the infeasible HKM path-following method with Mehrotra's
-predictor-corrector (Helmberg, Rendl, Vanderbei, Wolkowicz 1996; Kojima, Shindoh, Hara 1997;
-Todd, Toh, Tütüncü 1998), the one SDPT3 uses. Its Schur complement
-:math:`H_{kl}=\\operatorname{tr}(G_kXG_lX^{-1}...)` is assembled from the rank-two factors of
-the :math:`G_k` (:meth:`LMIStructure.schur`), so an iteration costs a few dense
-:math:`n\\times n` products, :math:`O(n^3)` with :math:`n=n_0+N`, instead of :math:`O(n^6)`.
+bound on the optimum. The method is the infeasible primal-dual path-following method with the
+HKM direction (Helmberg, Rendl, Vanderbei, Wolkowicz 1996; Kojima, Shindoh, Hara 1997; Monteiro
+1997) and Mehrotra's predictor-corrector (1992), as in SDPT3 (Toh, Todd, Tütüncü 1999). Its
+Schur complement :math:`H_{kl}=\\operatorname{tr}(G_kXG_lS^{-1})` is assembled from the
+rank-two factors of the :math:`G_k` (:meth:`LMIStructure.schur`), so an iteration costs a few
+dense :math:`n\\times n` products, :math:`O(n^3)` with :math:`n=n_0+N`, instead of
+:math:`O(n^6)`. Step lengths come from Lanczos estimates confirmed by Cholesky factorizations.
 
 Only the multipliers leave this module: the bound itself is recomputed from them and
-certified by :func:`robustlaw.empirical.lipschitz.certify.certify`.
+certified by :func:`robustlaw.empirical.lipschitz.certify.certify_rho`.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class IPMOptions:
         Fraction of the step to the boundary of the cone that is taken (in (0, 1)).
     """
 
-    tol: float = 1e-9
+    tol: float = 1e-8
     max_iter: int = 100
     step_fraction: float = 0.98
 
@@ -86,7 +87,7 @@ class IPMResult:
 
 
 _FEASIBLE = 1e-13  # relative dual residual below which S is recomputed from y
-_LANCZOS_STEPS = 24  # Lanczos iterations for a step length (Toh, Todd, Tutuncu use the same)
+_LANCZOS_STEPS = 24  # Lanczos iterations per step-length estimate
 _DENSE_EIG = 256  # up to this size a dense eigenvalue solve beats Lanczos' Python loop
 _BACKTRACK = 0.8  # step shrink factor when the Lanczos estimate was too long
 
@@ -265,7 +266,7 @@ class _Newton:
             if _is_pd(pt.x + t * d.x) and _is_pd(pt.s + t * d.s):
                 return t
             t *= _BACKTRACK
-        return t
+        return 0.0 if check else t
 
 
 def _start(structure: LMIStructure, b: torch.Tensor, norm_c: float) -> _Point:
@@ -333,6 +334,9 @@ def solve_ipm(structure: LMIStructure, options: IPMOptions | None = None) -> IPM
         d = newton.direction(sigma * mu, pred)
         # One step length for both sides: separate ones lost centrality on LipSDP.
         t = newton.step(d, opts.step_fraction)
+        if t == 0.0:  # no step keeps the iterate interior: stop with what we have
+            logger.warning("interior-point method stalled at iteration %d", n_iter)
+            break
         logger.debug("ipm %d: step %.3g, sigma %.3g", n_iter, t, sigma)
         pt = pt.moved(t, d)
     lower = float((structure.constant * pt.x).sum()) / float(pt.x[:n0, :n0].trace())

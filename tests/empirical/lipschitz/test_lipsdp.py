@@ -15,6 +15,7 @@ import torch
 
 from robustlaw.empirical.lipschitz.certify import certify_rho
 from robustlaw.empirical.lipschitz.lipsdp import certify, lipsdp
+from robustlaw.empirical.lipschitz.lipsdp_cvxpy import LipSDPOptions, build_lipsdp, solve_lipsdp
 from robustlaw.empirical.lipschitz.lipsdp_prepare import prepare
 from robustlaw.empirical.lipschitz.sdp_structure import LMIStructure
 from robustlaw.errors import SolverError, SolverUnavailableError, ValidationError
@@ -203,6 +204,16 @@ def test_fast_matches_cvxpy_reference(sizes, variant, activation):
     # weak duality: the solver's dual value is below the optimum, the certified rho above it
     assert fast.details["dual_rho"] <= fast.details["certified_rho"] * (1 + 1e-9)
     assert fast.details["certified_rho"] == pytest.approx(fast.value**2, rel=1e-12)
+
+
+def test_build_then_solve_lipsdp_in_cvxpy():
+    ws = random_net([4, 6, 5, 1], seed=15)
+    problem = build_lipsdp(ws, variant="layer", slope_bounds=(0.0, 1.0))
+    lam, rho, status, info = solve_lipsdp(problem, LipSDPOptions(solver="CLARABEL"))
+    assert (status.value, info["solver_status"]) == ("optimal", "optimal")
+    certified = problem.prepared.certify(lam, (0.0, 1.0))
+    assert certified == pytest.approx(rho, rel=1e-6)
+    assert np.sqrt(certified) == pytest.approx(lipsdp(ws, variant="layer").value, rel=1e-6)
 
 
 def test_cvxpy_default_solver_is_scs_and_recorded():
