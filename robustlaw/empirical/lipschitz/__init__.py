@@ -6,6 +6,7 @@ seconds, details); :func:`estimate_lipschitz` runs any registered method by name
 """
 
 from robustlaw.empirical.lipschitz.compositional import eclipse as eclipse
+from robustlaw.empirical.lipschitz.krylov import lanczos as lanczos
 from robustlaw.empirical.lipschitz.lipsdp import lipsdp as lipsdp
 from robustlaw.empirical.lipschitz.lower import GradientOptions as GradientOptions
 from robustlaw.empirical.lipschitz.lower import gradient_lower_bound as gradient_lower_bound
@@ -51,6 +52,7 @@ __all__ = [
     "estimate_lipschitz",
     "gradient_lower_bound",
     "jacobian",
+    "lanczos",
     "lipsdp",
     "power_iteration",
     "slope_bounds",

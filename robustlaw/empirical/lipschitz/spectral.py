@@ -119,7 +119,14 @@ def _power_loop(W, h, x, max_iter, tol) -> PowerIterationResult:
         rho, x = new_rho, _unit(y)
         if bool(converged.all()):
             break
-    v = _unit(_mv(wt, x)) if left else x
+    return finish(W, x, n_iter, converged)
+
+
+def finish(W: torch.Tensor, x: torch.Tensor, n_iter: int, converged) -> PowerIterationResult:
+    """Turn a vector ``x`` on the smaller side of ``W`` into a :class:`PowerIterationResult`
+    whose ``sigma = ||W v||`` is evaluated on the real ``W`` (a lower estimate)."""
+    wt = W.transpose(-1, -2)
+    v = _unit(_mv(wt, x)) if W.shape[-2] <= W.shape[-1] else _unit(x)
     wv = _mv(W, v)
     sigma = wv.norm(dim=-1)
     u = _unit(wv)

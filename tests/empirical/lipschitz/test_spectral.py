@@ -6,6 +6,7 @@ import torch
 
 from robustlaw.empirical.lipschitz import (
     EstimateStatus,
+    lanczos,
     power_iteration,
     spectral_norm_bounds,
     spectral_product,
@@ -95,3 +96,23 @@ def test_spectral_product_batched_equals_one_by_one(random_weights):
     batched = spectral_product(ws).value
     singles = [spectral_product([w[k] for w in ws]).value for k in range(4)]
     np.testing.assert_allclose(batched, singles, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("m", "n"), [(30, 50), (50, 30), (3, 3)])
+def test_lanczos_matches_svd_with_leading_dims(m, n):
+    W = stack(6, m, n, 7).reshape(2, 3, m, n)
+    res = lanczos(W, tol=1e-12, generator=torch.Generator().manual_seed(0), chunk_bytes=4096)
+    exact = torch.linalg.svdvals(W)[..., 0]
+    assert res.sigma.shape == (2, 3)
+    torch.testing.assert_close(res.sigma, exact, rtol=1e-10, atol=0)
+    assert bool((res.sigma <= exact * (1 + 1e-12)).all())
+    assert bool(res.converged.all())
+
+
+def test_lanczos_needs_fewer_steps_than_power_iteration():
+    W = stack(4, 60, 120, 8)
+    gen = torch.Generator().manual_seed(0)
+    krylov = lanczos(W, tol=1e-10, generator=gen)
+    power = power_iteration(W, tol=1e-10, max_iter=5000, generator=gen)
+    assert krylov.n_iter < power.n_iter
+    torch.testing.assert_close(krylov.sigma, torch.linalg.svdvals(W)[:, 0], rtol=1e-8, atol=0)
