@@ -64,6 +64,80 @@ def adam_init(params: Params, **_: object) -> dict:
     }
 
 
+_FUSED_MAX_RUNS = 8
+"""Above this many runs of members with equal learning rate and step count (members stopped
+in between split the runs), :func:`adam_step` uses its element-wise path: torch's fused kernel
+pays a fixed cost per tensor and per call, which many short slices would repeat."""
+
+
+def _uniform_runs(lr: torch.Tensor, t: torch.Tensor, active: torch.Tensor) -> list[tuple]:
+    """Maximal runs ``(start, stop, lr, t)`` of consecutive active members with equal lr and t."""
+    runs: list[tuple] = []
+    for i, (a, rate, count) in enumerate(zip(active.tolist(), lr.tolist(), t.tolist())):
+        if not a:
+            continue
+        if runs and runs[-1][1] == i and runs[-1][2:] == (rate, count):
+            runs[-1] = (runs[-1][0], i + 1, rate, count)
+        else:
+            runs.append((i, i + 1, rate, count))
+    return runs
+
+
+def _fusable(tensors: list[torch.Tensor]) -> bool:
+    """Whether torch's fused Adam kernel applies: CPU or CUDA floats, all contiguous."""
+    return all(
+        x.device.type in ("cpu", "cuda") and x.is_floating_point() and x.is_contiguous()
+        for x in tensors
+    )
+
+
+def _adam_fused(params, grads, state, runs, b1: float, b2: float, eps: float) -> None:
+    """``torch.optim.Adam(fused=True)``'s kernel, one call per run of members (one pass)."""
+    keys = list(params)
+    for start, stop, rate, count in runs:
+        m, v = state["m"], state["v"]
+        step = torch.tensor(float(count), device=params[keys[0]].device)
+        torch._fused_adam_(
+            [params[k][start:stop] for k in keys],
+            [grads[k][start:stop].contiguous() for k in keys],
+            [m[k][start:stop] for k in keys],
+            [v[k][start:stop] for k in keys],
+            [],
+            [step] * len(keys),
+            lr=rate,
+            beta1=b1,
+            beta2=b2,
+            weight_decay=0.0,
+            eps=eps,
+            amsgrad=False,
+            maximize=False,
+        )
+
+
+def _adam_elementwise(params, grads, state, lr, active, b1: float, b2: float, eps: float) -> None:
+    """Per-member ``lr`` and ``t`` as broadcast (K,) factors: several passes per tensor.
+
+    The second moment is clamped below at the smallest normal float before the square root
+    (a change of at most ``sqrt(tiny)``, about 1e-19 in float32, in the denominator): CPU
+    square roots of exact zeros, which pruned entries are, run about ten times slower than
+    those of normal numbers.
+    """
+    tiny = torch.finfo(lr.dtype).tiny
+    a = active.to(lr.dtype)
+    tf = state["t"].clamp(min=1).to(lr.dtype)
+    step = lr * a / (1 - b1**tf)
+    sqrt_c2 = (1 - b2**tf).sqrt()
+    w1 = (1 - b1) * a
+    keep2 = 1 - (1 - b2) * a
+    for k, p in params.items():
+        g = grads[k]
+        m, v = state["m"][k], state["v"][k]
+        m.lerp_(g, _expand(w1, p))
+        v.mul_(_expand(keep2, p)).addcmul_(g, g, value=1 - b2)
+        denom = v.clamp_min(tiny).sqrt_().div_(_expand(sqrt_c2, p)).add_(eps)
+        p.addcdiv_(m * _expand(step, p), denom, value=-1.0)
+
+
 def adam_step(
     params: Params,
     grads: Params,
@@ -83,27 +157,22 @@ def adam_step(
     exactly as they are. Entries with zero gradient and zero moments (pruned weights) get an
     update of exactly zero.
 
-    The second moment is clamped below at the smallest normal float before the square root
-    (a change of at most ``sqrt(tiny)``, about 1e-19 in float32, in the
-    denominator): CPU square roots of exact zeros, which pruned entries are, run about ten
-    times slower than those of normal numbers.
+    Active members form runs of consecutive members with equal ``lr`` and ``t`` (one run when
+    all are active with one learning rate, as the trainer's members mostly are). With at most
+    ``_FUSED_MAX_RUNS`` runs and contiguous CPU or CUDA tensors, each run's slices go through
+    torch's fused Adam kernel (``torch.optim.Adam(fused=True)``: one pass reading ``p``, ``g``,
+    ``m``, ``v``), and inactive members, outside every run, are not touched; otherwise an
+    element-wise path with per-member factors does the same arithmetic, equal up to float
+    rounding.
     """
     b1, b2 = betas
-    tiny = torch.finfo(lr.dtype).tiny
-    a = active.to(lr.dtype)
     state["t"] += active.to(torch.int64)
-    tf = state["t"].clamp(min=1).to(lr.dtype)
-    step = lr * a / (1 - b1**tf)
-    sqrt_c2 = (1 - b2**tf).sqrt()
-    w1 = (1 - b1) * a
-    keep2 = 1 - (1 - b2) * a
-    for k, p in params.items():
-        g = grads[k]
-        m, v = state["m"][k], state["v"][k]
-        m.lerp_(g, _expand(w1, p))
-        v.mul_(_expand(keep2, p)).addcmul_(g, g, value=1 - b2)
-        denom = v.clamp_min(tiny).sqrt_().div_(_expand(sqrt_c2, p)).add_(eps)
-        p.addcdiv_(m * _expand(step, p), denom, value=-1.0)
+    runs = _uniform_runs(lr, state["t"], active)
+    slots = [*params.values(), *state["m"].values(), *state["v"].values()]
+    if len(runs) <= _FUSED_MAX_RUNS and _fusable(slots):
+        _adam_fused(params, grads, state, runs, b1, b2, eps)
+    else:
+        _adam_elementwise(params, grads, state, lr, active, b1, b2, eps)
     return state
 
 
