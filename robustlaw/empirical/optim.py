@@ -73,7 +73,9 @@ pays a fixed cost per tensor and per call, which many short slices would repeat.
 def _uniform_runs(lr: torch.Tensor, t: torch.Tensor, active: torch.Tensor) -> list[tuple]:
     """Maximal runs ``(start, stop, lr, t)`` of consecutive active members with equal lr and t."""
     runs: list[tuple] = []
-    for i, (a, rate, count) in enumerate(zip(active.tolist(), lr.tolist(), t.tolist())):
+    for i, (a, rate, count) in enumerate(
+        zip(active.tolist(), lr.tolist(), t.tolist(), strict=True)
+    ):
         if not a:
             continue
         if runs and runs[-1][1] == i and runs[-1][2:] == (rate, count):

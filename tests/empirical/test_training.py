@@ -72,6 +72,22 @@ def test_batched_equals_one_by_one(name, n_members):
             torch.testing.assert_close(p[k], alone.params[n][0], atol=1e-6, rtol=0)
 
 
+def test_adam_elementwise_fallback_equals_fused_path():
+    """Ten members with ten learning rates exceed the fused kernel's run limit, so the batched
+    step takes the element-wise Adam path; each member alone (one run) takes the fused one."""
+    from robustlaw.empirical.optim import _FUSED_MAX_RUNS
+
+    rates = tuple(0.002 * (k + 1) for k in range(10))
+    assert len(rates) > _FUSED_MAX_RUNS
+    ens = _ens(list(range(100, 110)))
+    X, y = _data()
+    together = train_ensemble(ens, X, y, TrainOptions(lr=rates, max_steps=25))
+    for k, rate in enumerate(rates):
+        alone = train_ensemble(_member(ens, k), X, y, TrainOptions(lr=rate, max_steps=25))
+        for n, p in together.params.items():
+            torch.testing.assert_close(p[k], alone.params[n][0], atol=1e-6, rtol=0)
+
+
 def test_per_member_data_equals_one_by_one():
     ens = _ens([4, 5, 6])
     X, y = _data(k=3)

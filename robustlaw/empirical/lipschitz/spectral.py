@@ -62,7 +62,8 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
 
 
 def _mv(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return (a @ x.unsqueeze(-1)).squeeze(-1)
+    """``a @ x`` batched, computed as ``x^T a^T``: the row form is several times faster on CPU."""
+    return (x.unsqueeze(-2) @ a.transpose(-1, -2)).squeeze(-2)
 
 
 def _normalize(h: torch.Tensor, log_scale: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -116,3 +116,83 @@ def test_lanczos_needs_fewer_steps_than_power_iteration():
     power = power_iteration(W, tol=1e-10, max_iter=5000, generator=gen)
     assert krylov.n_iter < power.n_iter
     torch.testing.assert_close(krylov.sigma, torch.linalg.svdvals(W)[:, 0], rtol=1e-8, atol=0)
+
+
+def with_singular_values(k, m, n, top, seed):
+    """``k`` random ``m x n`` float64 matrices whose leading singular values are ``top``."""
+    gen = torch.Generator().manual_seed(seed)
+    r = min(m, n)
+    u = torch.linalg.qr(torch.randn(k, m, r, generator=gen, dtype=torch.float64))[0]
+    v = torch.linalg.qr(torch.randn(k, n, r, generator=gen, dtype=torch.float64))[0]
+    s = torch.rand(k, r, generator=gen, dtype=torch.float64) * 0.9 * min(top)
+    s[:, : len(top)] = torch.tensor(top, dtype=torch.float64)
+    return (u * s[:, None, :]) @ v.transpose(1, 2)
+
+
+ADVERSARIAL = {
+    "close top pair": (1.0, 1.0 - 1e-4),
+    "tied top triple": (2.0, 2.0, 2.0),
+    "rank one": (3.0,),
+    "huge scale": (1e30, 0.99e30),
+    "tiny scale": (1e-30, 0.5e-30),
+}
+
+
+@pytest.mark.parametrize("top", ADVERSARIAL.values(), ids=ADVERSARIAL.keys())
+@pytest.mark.parametrize(("m", "n"), [(40, 90), (90, 40)])
+def test_certified_bounds_above_exact_on_adversarial(top, m, n):
+    W = with_singular_values(6, m, n, top, 11)
+    if len(top) == 1:
+        W = top[0] * torch.linalg.qr(W)[0][..., :1] @ torch.linalg.qr(W.mT)[0][..., :1].mT
+    exact = torch.linalg.svdvals(W)[:, 0]
+    for svd_max_dim in (0, 100):
+        b = spectral_norm_bounds(W, tol=1e-9, svd_max_dim=svd_max_dim)
+        assert bool((b["upper"] >= exact).all())
+        assert bool((b["lower"] <= exact * (1 + 1e-12)).all())
+        assert bool((b["upper"] <= exact * (1 + 1e-6)).all())
+    res = lanczos(W, tol=1e-12, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(res.sigma, exact, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_certified_bounds_above_exact_on_random(seed):
+    gen = torch.Generator().manual_seed(seed)
+    m, n = (int(d) for d in torch.randint(65, 130, (2,), generator=gen))
+    W = torch.randn(8, m, n, generator=gen, dtype=torch.float64) * 10 ** (seed - 2)
+    exact = torch.linalg.svdvals(W)[:, 0]
+    b = spectral_norm_bounds(W, tol=1e-7, generator=gen)
+    assert b["certification"] == "gram"
+    assert bool((b["upper"] >= exact).all())
+    assert bool((b["upper"] <= exact * (1 + 1e-6)).all())
+
+
+def test_lanczos_float32_layers_within_1e_6_of_float64_svd():
+    gen = torch.Generator().manual_seed(3)
+    W = (2 * torch.rand(24, 120, 400, generator=gen) - 1) / 400**0.5  # nn.Linear-like layers
+    res = lanczos(W, tol=1e-6, generator=gen, chunk_bytes=200_000)
+    exact = torch.linalg.svdvals(W.double())[:, 0]
+    assert res.sigma.dtype == torch.float32
+    assert float(((res.sigma.double() - exact) / exact).abs().max()) <= 1e-6
+    assert bool(res.converged.all())
+
+
+def test_lanczos_batched_equals_one_by_one_and_chunking_is_invisible():
+    W = stack(7, 35, 60, 12)
+    u0 = torch.randn(7, 35, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    whole = lanczos(W, tol=1e-13, u0=u0)
+    chunked = lanczos(W, tol=1e-13, u0=u0, chunk_bytes=3 * 35 * 35 * 8)
+    singles = torch.stack([lanczos(W[k], tol=1e-13, u0=u0[k]).sigma for k in range(7)])
+    torch.testing.assert_close(chunked.sigma, whole.sigma, rtol=1e-12, atol=0)
+    torch.testing.assert_close(singles, whole.sigma, rtol=1e-12, atol=0)
+    torch.testing.assert_close(whole.sigma, torch.linalg.svdvals(W)[:, 0], rtol=1e-11, atol=0)
+    torch.testing.assert_close(whole.u.norm(dim=-1), torch.ones(7, dtype=torch.float64))
+    assert bool((whole.residual < 1e-5).all())
+
+
+def test_lanczos_zero_matrix_and_tiny_sides():
+    zero = torch.zeros(2, 5, 8, dtype=torch.float64)
+    assert torch.equal(
+        lanczos(zero, generator=torch.Generator().manual_seed(0)).sigma, zero[:, 0, 0]
+    )
+    col = stack(3, 6, 1, 5)
+    torch.testing.assert_close(lanczos(col).sigma, col.norm(dim=(1, 2)), rtol=1e-12, atol=0)
