@@ -196,3 +196,11 @@ def test_lanczos_zero_matrix_and_tiny_sides():
     )
     col = stack(3, 6, 1, 5)
     torch.testing.assert_close(lanczos(col).sigma, col.norm(dim=(1, 2)), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_lanczos_rejects_non_finite_in_any_chunk(bad):
+    W = stack(9, 6, 8, 13)
+    W[7, 2, 3] = bad
+    with pytest.raises(ValueError, match="finite"):
+        lanczos(W, chunk_bytes=2 * 6 * 6 * 8)
