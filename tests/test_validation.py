@@ -68,3 +68,11 @@ def test_check_tensor_rank_finiteness_and_conversion():
         check_tensor(np.ones(3), "X", ndim=2)
     with pytest.raises(ValidationError, match="X must be finite"):
         check_tensor(torch.tensor([1.0, float("nan")]), "X")
+
+
+def test_check_tensor_accepts_finite_entries_whose_sum_overflows():
+    big = torch.tensor([3e38, 3e38], dtype=torch.float32)
+    assert not torch.isfinite(big.sum())
+    assert check_tensor(big, "W") is big
+    with pytest.raises(ValidationError, match="W must be finite"):
+        check_tensor(torch.tensor([3e38, float("inf"), -3e38]), "W")
