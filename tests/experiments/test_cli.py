@@ -80,6 +80,18 @@ def test_export_csv_round_trips(synthetic, tmp_path, capsys):
         assert got["positive"] == str(want["positive"])
 
 
+def test_export_parquet_round_trips(synthetic, tmp_path, capsys):
+    pq = pytest.importorskip("pyarrow.parquet")
+    store = str(tmp_path / "r.sqlite")
+    main(["run", "synthetic", "--preset", "tiny", "--store", store])
+    capsys.readouterr()
+    assert main(["export", "synthetic", "--store", store, "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed[-1].endswith("synthetic.parquet")
+    exported = pq.read_table(printed[-1]).to_pylist()
+    assert exported == load(store, "synthetic", as_frame=False)
+
+
 def test_help_has_one_line_per_option(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])
