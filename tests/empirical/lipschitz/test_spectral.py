@@ -11,6 +11,7 @@ from robustlaw.empirical.lipschitz import (
     spectral_norm_bounds,
     spectral_product,
 )
+from robustlaw.empirical.lipschitz.krylov import _tridiagonal_top
 from robustlaw.empirical.lipschitz.spectral import gram_powers
 
 
@@ -204,3 +205,22 @@ def test_lanczos_rejects_non_finite_in_any_chunk(bad):
     W[7, 2, 3] = bad
     with pytest.raises(ValueError, match="finite"):
         lanczos(W, chunk_bytes=2 * 6 * 6 * 8)
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 40])
+def test_tridiagonal_top_matches_dense_eigh_also_when_split(k):
+    rng = np.random.default_rng(k)
+    d, e = rng.normal(size=(5, k)), rng.normal(size=(5, k - 1))
+    if k > 2:
+        e[1, k // 2] = 0.0  # a split matrix: two blocks
+        e[2] = 0.0  # diagonal
+    t = torch.diag_embed(torch.from_numpy(d))
+    t = t + torch.diag_embed(torch.from_numpy(e), 1) + torch.diag_embed(torch.from_numpy(e), -1)
+    values, vectors = torch.linalg.eigh(t)
+    top, vec = _tridiagonal_top(d, e, vectors=True)
+    np.testing.assert_allclose(top, values[:, -1].numpy(), rtol=1e-13, atol=1e-13)
+    assert top.shape == (5,)
+    assert vec.shape == (5, k)
+    overlap = np.abs((vec * vectors[..., -1].numpy()).sum(-1))
+    np.testing.assert_allclose(overlap, 1.0, rtol=1e-10)
+    assert _tridiagonal_top(d, e)[1] is None
