@@ -75,6 +75,8 @@ INITIALIZERS = {
 def resolve_device(device: str | torch.device) -> torch.device:
     """Return ``device`` as a ``torch.device``, rejecting CUDA when no GPU is present.
 
+    ``"auto"`` means ``"cuda"`` when a GPU is present and ``"cpu"`` otherwise.
+
     Raises
     ------
     ValidationError
@@ -85,6 +87,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
     >>> resolve_device("cpu")
     device(type='cpu')
     """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):

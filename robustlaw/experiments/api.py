@@ -69,14 +69,10 @@ def resolve_device(device: str) -> str:
     >>> resolve_device("cpu")
     'cpu'
     """
-    import torch
+    from robustlaw.empirical.ensemble import resolve_device as resolve_torch_device
 
     check_choice(device.split(":")[0], "device", ("auto", "cpu", "cuda"))
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValidationError(f"device {device!r} was requested but no CUDA GPU is available")
-    return device
+    return str(resolve_torch_device(device))
 
 
 @functools.cache

@@ -88,6 +88,12 @@ def test_dtype_and_device():
             resolve_device("cuda:0")
 
 
+@pytest.mark.parametrize("gpu", [False, True])
+def test_auto_device_follows_gpu_availability(monkeypatch, gpu):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpu)
+    assert resolve_device("auto") == torch.device("cuda" if gpu else "cpu")
+
+
 def test_with_masks_zeroes_and_density():
     ens = init_mlp_ensemble(SPEC, seeds=[0, 1])
     masks = {k: torch.zeros_like(m) for k, m in ens.masks.items()}

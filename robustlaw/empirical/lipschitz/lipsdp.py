@@ -59,7 +59,7 @@ def _run_fast(prepared: Prepared, slopes, solver, tol, max_iter, device) -> _Out
             f"solver must be None or 'ipm' for backend='fast', got {solver!r}; cvxpy solvers "
             "need backend='cvxpy'"
         )
-    dev = resolve_device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device or "auto")
     scales = layer_scales(prepared.weights)
     scaled = [w / s for w, s in zip(prepared.weights, scales, strict=True)]
     structure = LMIStructure(
