@@ -15,90 +15,119 @@ import torch
 from scipy.linalg.lapack import dstebz, dstein
 
 from robustlaw._validation import check_interval, check_tensor
-from robustlaw.empirical.lipschitz.spectral import PowerIterationResult, _unit, finish
+from robustlaw.empirical.lipschitz.spectral import PowerIterationResult, _unit
 
 __all__ = ["lanczos"]
 
+_CHECK_EVERY = 4  # Lanczos steps between two convergence checks of a matrix
 
-def _tridiagonal_top(d: np.ndarray, e: np.ndarray, vectors: bool = False):
+
+def _tridiagonal_top(
+    d: np.ndarray, e: np.ndarray, sizes=None, vectors: bool = False, abstol: float = 0.0
+):
     """Top eigenvalue (and, with ``vectors``, unit eigenvector) of every symmetric tridiagonal
-    matrix with diagonals ``d`` (B, k) and off-diagonals ``e`` (B, k - 1), float64.
+    matrix with diagonals ``d`` (B, k) and off-diagonals ``e`` (B, k - 1), float64; with
+    ``sizes`` (B,), only the leading ``sizes[i]`` rows of matrix ``i`` (its vector is padded
+    with zeros).
 
     LAPACK's bisection ``dstebz`` for the one wanted eigenvalue and inverse iteration ``dstein``
     for its vector: O(k) work per bisection step, where a dense ``eigvalsh`` reduces a k x k
     matrix first (O(k^3)); about 20 us per matrix of a few dozen rows."""
-    k = d.shape[-1]
-    if k == 1:  # the wrappers reject an empty off-diagonal
-        return d[:, 0].copy(), np.ones((len(d), 1)) if vectors else None
-    values = np.empty(len(d))
-    vecs = np.empty((len(d), k)) if vectors else None
-    for i, (di, ei) in enumerate(zip(d, e, strict=True)):
-        m, w, block, split, _ = dstebz(di, ei, 2, 0.0, 0.0, k, k, 0.0, b"E")
+    b, k = d.shape
+    sizes = np.full(b, k) if sizes is None else sizes
+    values = np.empty(b)
+    vecs = np.zeros((b, k)) if vectors else None
+    for i, (di, ei, size) in enumerate(zip(d, e, sizes, strict=True)):
+        if size == 1:  # the wrappers reject an empty off-diagonal
+            values[i] = di[0]
+            if vectors:
+                vecs[i, 0] = 1.0
+            continue
+        di, ei = di[:size], ei[: size - 1]
+        m, w, block, split, _ = dstebz(di, ei, 2, 0.0, 0.0, size, size, abstol, b"E")
         values[i] = w[0]
         if vectors:
-            vecs[i] = dstein(di, ei, w[:m], block, split)[0][:, 0]
+            vecs[i, :size] = dstein(di, ei, w[:m], block, split)[0][:, 0]
     return values, vecs
 
 
-def _lanczos_chunk(a: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float, check: int):
-    """Lanczos on the symmetric ``a`` (B, n, n) from ``x`` (B, n); the top Ritz value of every
-    not yet converged matrix is checked at step ``check`` and every 4 steps after (with LAPACK's
-    tridiagonal bisection, :func:`_tridiagonal_top`). Return (top Ritz vector, steps, converged).
+def _lanczos_chunk(a: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float, first: int):
+    """Lanczos on the symmetric ``a`` (B, n, n) from ``x`` (B, n). The top Ritz value of every
+    not yet converged matrix is found at step ``first`` and every ``_CHECK_EVERY`` steps after
+    (:func:`_tridiagonal_top`); a matrix has converged when it moved by at most ``tol``
+    (relative) since the last check, or when its Krylov space became invariant. Return (top
+    Ritz vector, steps, converged).
 
     No reorthogonalization: for the extreme eigenvalue the three-term recurrence converges as
     fast, and orthogonality is lost only after the top Ritz value has converged (Paige's theorem,
-    Golub and Van Loan §10.3), when the copies it creates leave the top value unchanged."""
+    Golub and Van Loan §10.3), when the copies it creates leave the top value unchanged. A step
+    is six batched operations on preallocated storage, the first of them the product with ``a``
+    (which, for a chunk of a few MB, is read from cache)."""
     b, n = x.shape
     m = min(max_iter, n)
-    basis = torch.zeros(b, m, n, dtype=a.dtype, device=a.device)
-    alpha = torch.zeros(b, m, dtype=a.dtype, device=a.device)
-    beta = torch.zeros(b, m, dtype=a.dtype, device=a.device)
-    q, q_prev = _unit(x), torch.zeros_like(x)
+    basis = torch.empty(m + 1, b, n, dtype=a.dtype, device=a.device)  # row j: q_j
+    alpha = torch.empty(m, b, dtype=a.dtype, device=a.device)
+    beta = torch.empty(m, b, dtype=a.dtype, device=a.device)
+    basis[0] = _unit(x)
+    product = torch.empty(b, 1, n, dtype=a.dtype, device=a.device)
+    w = product[:, 0]
     previous = np.zeros(b)
     converged = np.zeros(b, dtype=bool)
-    scale = torch.full((b,), torch.finfo(a.dtype).tiny, dtype=a.dtype, device=a.device)
+    stop = np.full(b, m)  # the step at which each matrix converged
     floor = 64 * torch.finfo(a.dtype).eps
-    for j in range(m):  # few, in-place operations: each small one costs a fraction of the product
-        basis[:, j] = q
-        w = (q.unsqueeze(-2) @ a).squeeze(-2)  # q^T a = (a q)^T, the fast batched form
-        alpha_j = torch.linalg.vecdot(w, q)
-        alpha[:, j] = alpha_j
-        w.sub_(alpha_j[:, None] * q)
+    for j in range(m):
+        q = basis[j]
+        torch.bmm(q.unsqueeze(1), a, out=product)  # q^T a = (a q)^T, the fast batched form
+        torch.linalg.vecdot(w, q, out=alpha[j])
+        w.addcmul_(q, alpha[j].unsqueeze(1), value=-1)
         if j:
-            w.sub_(beta[:, j - 1, None] * q_prev)
-        beta_j = torch.linalg.vector_norm(w, dim=-1)
-        beta[:, j] = beta_j
-        scale = torch.maximum(scale, alpha_j.abs())  # largest |alpha| so far
-        exhausted = beta_j <= floor * scale
-        q_prev, q = q, w.mul_(torch.where(exhausted, 0.0, beta_j.reciprocal())[:, None])
-        last = j + 1 == m or bool(exhausted.all())
-        if (j + 1 < check or (j + 1 - check) % 4) and not last:
+            w.addcmul_(basis[j - 1], beta[j - 1].unsqueeze(1), value=-1)
+        torch.linalg.vector_norm(w, dim=-1, out=beta[j])
+        torch.div(w, beta[j].unsqueeze(1), out=basis[j + 1])  # inf or NaN once exhausted
+        last = j + 1 == m
+        if (j + 1 < first or (j + 1 - first) % _CHECK_EVERY) and not last:
             continue
-        d = alpha[:, : j + 1].double().cpu().numpy()
-        e = beta[:, :j].double().cpu().numpy()
-        if not (np.isfinite(d).all() and np.isfinite(e).all()):
-            break  # an overflow: finish with the dense solver below
-        converged |= exhausted.cpu().numpy()
+        d = alpha[: j + 1].T.double().cpu().numpy()
+        e = beta[: j + 1].T.double().cpu().numpy()
+        # beta_i zero up to rounding (or not finite after it): T's leading i + 1 rows are exact
+        scale = np.abs(np.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0)).max(axis=1)
+        small = ~(e > floor * np.maximum(scale, np.finfo(float).tiny)[:, None])
+        exhausted = small.any(axis=1)
+        sizes = np.where(exhausted, small.argmax(axis=1) + 1, j + 1)
         todo = np.flatnonzero(~converged)
-        top_value, _ = _tridiagonal_top(d[todo], e[todo])
-        converged[todo] = np.abs(top_value - previous[todo]) <= tol * np.abs(top_value)
+        # to 1e-3 tol relative: enough to compare, about half the bisection steps of full accuracy
+        top_value, _ = _tridiagonal_top(
+            d[todo], e[todo, :-1], sizes[todo], abstol=1e-3 * tol * float(scale.max())
+        )
+        done = exhausted[todo] | (np.abs(top_value - previous[todo]) <= tol * np.abs(top_value))
+        converged[todo] = done
+        stop[todo[done]] = j + 1
         previous[todo] = top_value
         if last or converged.all():
             break
-    d = alpha[:, : j + 1].double().cpu().numpy()
-    e = beta[:, :j].double().cpu().numpy()
-    if np.isfinite(d).all() and np.isfinite(e).all():
-        top = torch.from_numpy(_tridiagonal_top(d, e, vectors=True)[1]).to(a)
-    else:
-        off = beta[:, :j]
-        t = (
-            torch.diag_embed(alpha[:, : j + 1])
-            + torch.diag_embed(off, 1)
-            + torch.diag_embed(off, -1)
-        )
-        top = torch.linalg.eigh(t)[1][..., -1]
+    k = j + 1
+    sizes = np.minimum(sizes, stop)  # no steps past convergence: they blur the Ritz vector
+    s = _tridiagonal_top(d, e[:, :-1], sizes, vectors=True)[1]
+    rows = basis[:k].transpose(0, 1)  # (B, k, n)
+    if (sizes < k).any():  # the rows past an invariant space are inf or NaN
+        rows = rows.nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
+    s = torch.from_numpy(s).to(a)
     ok = torch.from_numpy(converged).to(a.device)
-    return (top.unsqueeze(-2) @ basis[:, : j + 1]).squeeze(-2), j + 1, ok
+    return _unit((s.unsqueeze(1) @ rows).squeeze(1)), k, ok
+
+
+def _finish(w: torch.Tensor, gram: torch.Tensor, x: torch.Tensor, wide: bool):
+    """``sigma``, unit ``u`` and ``v`` and the residual from a unit Ritz vector ``x`` of
+    ``gram`` (``w w^T`` when ``wide``, else ``w^T w``): one product with the real ``w`` gives
+    ``sigma`` (a lower estimate) and the other singular vector; the residual on the other
+    side, ``||w^T w v - sigma^2 v|| / sigma^2`` (or its mirror), is read from ``gram``."""
+    y = (x.unsqueeze(1) @ (w if wide else w.transpose(-1, -2))).squeeze(1)  # w^T x or w x
+    sigma = y.norm(dim=-1)
+    other = _unit(y)
+    gx = (x.unsqueeze(1) @ gram).squeeze(1)
+    tiny = torch.finfo(w.dtype).tiny
+    residual = (gx - sigma.square()[:, None] * x).norm(dim=-1) / sigma.square().clamp_min(tiny)
+    return (sigma, x, other, residual) if wide else (sigma, other, x, residual)
 
 
 def lanczos(
@@ -108,19 +137,20 @@ def lanczos(
     tol: float = 1e-6,
     u0: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
-    chunk_bytes: int = 16 * 2**20,
+    chunk_bytes: int = 8 * 2**20,
 ) -> PowerIterationResult:
     """Top singular value of every matrix of a stack by Lanczos on its Gram matrix.
 
     Members are processed in chunks of about ``chunk_bytes`` of Gram matrices: per chunk, the
     Gram matrix of the smaller side is built with one batched product (compute-bound; it reads
-    the weights once), Lanczos runs on it while it stays in cache, and ``sigma`` is evaluated on
-    the chunk's weights before the next chunk. Lanczos stops, per chunk, when the top Ritz value
-    of every matrix changed by at most ``tol`` (relative) over 4 steps (a converged matrix is
-    not checked again; the checks and the final Ritz vectors use LAPACK's tridiagonal
-    bisection and inverse iteration, O(steps) per matrix and check); the error then
-    left is typically a fraction of ``tol`` (the convergence is linear with a small rate), and
-    ``sigma``'s relative error is about half that of ``sigma^2``.
+    the weights once), Lanczos runs on it while it stays in cache, and ``sigma`` is evaluated
+    on the chunk's weights before the next chunk. The top Ritz value of every matrix is
+    checked from step 20 on, every ``_CHECK_EVERY = 4`` steps, with LAPACK's tridiagonal
+    bisection (O(steps) per matrix); a matrix has converged when it moved by at most ``tol``
+    (relative) since its last check and is not checked again, and its Ritz vector is taken from
+    the steps up to that check. A chunk stops when all of its matrices have converged. The error
+    then left is typically a fraction of ``tol`` (the convergence is linear with a small rate),
+    and ``sigma``'s relative error is about half that of ``sigma^2``.
 
     Parameters
     ----------
@@ -141,8 +171,9 @@ def lanczos(
     Returns
     -------
     PowerIterationResult
-        ``sigma = ||W v||`` of the real ``W`` (a lower estimate); ``n_iter`` is the largest
-        number of steps over the chunks.
+        ``sigma = ||W^T u||`` (``||W v||`` when ``out > in``) of the real ``W`` for a unit
+        Ritz vector: a lower estimate; ``n_iter`` is the largest number of steps over the
+        chunks; ``residual`` is measured on the Gram matrix.
 
     Examples
     --------
@@ -160,27 +191,35 @@ def lanczos(
     if u0 is None:
         u0 = torch.randn((*lead, out), generator=generator, dtype=W.dtype, device=W.device)
     x0 = u0.reshape(-1, out)
-    if out > inp:
-        x0 = (flat.transpose(-1, -2) @ x0.unsqueeze(-1)).squeeze(-1)
+    wide = out <= inp
+    if not wide:
+        x0 = (x0.unsqueeze(1) @ flat).squeeze(1)  # W^T u0, a start on the smaller side
     n = min(out, inp)
     size = max(1, chunk_bytes // (n * n * W.element_size()))
     parts, steps = [], 0
     for w, x in zip(flat.split(size), x0.split(size), strict=True):
-        gram = w @ w.transpose(-1, -2) if out <= inp else w.transpose(-1, -2) @ w
+        gram = w @ w.transpose(-1, -2) if wide else w.transpose(-1, -2) @ w
+        scale = None
         if not bool(gram.diagonal(dim1=-2, dim2=-1).sum().isfinite()):  # sum of w**2: cheap
-            check_tensor(w, "W")  # raises on NaN or infinity (else it was an overflow)
-        ritz, n_steps, ok = _lanczos_chunk(gram, x, max_iter, tol, check=24)
-        parts.append(finish(w, ritz, n_steps, ok))  # while the chunk of W is still in cache
+            check_tensor(w, "W")  # raises on NaN or infinity, else it was an overflow:
+            scale = w.abs().amax(dim=(-2, -1), keepdim=True)
+            w = w / scale
+            gram = w @ w.transpose(-1, -2) if wide else w.transpose(-1, -2) @ w
+        ritz, n_steps, ok = _lanczos_chunk(gram, x, max_iter, tol, first=5 * _CHECK_EVERY)
+        sigma, u, v, residual = _finish(w, gram, ritz, wide)
+        if scale is not None:
+            sigma = sigma * scale[:, 0, 0]
+        parts.append((sigma, u, v, residual, ok))
         steps = max(steps, n_steps)
 
-    def cat(name: str, shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.cat([getattr(p, name) for p in parts]).reshape((*lead, *shape))
+    def cat(i: int, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.cat([p[i] for p in parts]).reshape((*lead, *shape))
 
     return PowerIterationResult(
-        sigma=cat("sigma", ()),
-        u=cat("u", (out,)),
-        v=cat("v", (inp,)),
+        sigma=cat(0, ()),
+        u=cat(1, (out,)),
+        v=cat(2, (inp,)),
         n_iter=steps,
-        converged=cat("converged", ()),
-        residual=cat("residual", ()),
+        converged=cat(4, ()),
+        residual=cat(3, ()),
     )

@@ -199,6 +199,24 @@ def test_lanczos_zero_matrix_and_tiny_sides():
     torch.testing.assert_close(lanczos(col).sigma, col.norm(dim=(1, 2)), rtol=1e-12, atol=0)
 
 
+def test_lanczos_rescales_a_chunk_whose_gram_matrix_overflows():
+    W = stack(3, 20, 30, 14).float() * 1e19  # finite float32, W W^T is not
+    assert not bool((W @ W.mT).isfinite().all())
+    res = lanczos(W, tol=1e-7, generator=torch.Generator().manual_seed(0))
+    exact = torch.linalg.svdvals(W.double())[:, 0]
+    torch.testing.assert_close(res.sigma.double(), exact, rtol=1e-5, atol=0)
+
+
+def test_lanczos_stops_exactly_on_an_invariant_krylov_space():
+    gen = torch.Generator().manual_seed(15)
+    a, b = torch.randn(4, 40, 3, generator=gen), torch.randn(4, 3, 60, generator=gen)
+    W = (a @ b).double()  # rank 3: beta_2 = 0 up to rounding, the later rows are NaN
+    res = lanczos(W, tol=1e-14, generator=gen)
+    torch.testing.assert_close(res.sigma, torch.linalg.svdvals(W)[:, 0], rtol=1e-12, atol=0)
+    assert bool(res.converged.all())
+    assert bool(res.sigma.isfinite().all() and res.u.isfinite().all())
+
+
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_lanczos_rejects_non_finite_in_any_chunk(bad):
     W = stack(9, 6, 8, 13)
@@ -224,3 +242,16 @@ def test_tridiagonal_top_matches_dense_eigh_also_when_split(k):
     overlap = np.abs((vec * vectors[..., -1].numpy()).sum(-1))
     np.testing.assert_allclose(overlap, 1.0, rtol=1e-10)
     assert _tridiagonal_top(d, e)[1] is None
+
+
+def test_tridiagonal_top_of_leading_blocks_pads_vectors_with_zeros():
+    rng = np.random.default_rng(3)
+    d, e = rng.normal(size=(4, 12)), rng.normal(size=(4, 11))
+    sizes = np.array([12, 1, 5, 9])
+    top, vec = _tridiagonal_top(d, e, sizes, vectors=True)
+    for i, k in enumerate(sizes):
+        t = np.diag(d[i, :k]) + np.diag(e[i, : k - 1], 1) + np.diag(e[i, : k - 1], -1)
+        values, vectors = np.linalg.eigh(t)
+        np.testing.assert_allclose(top[i], values[-1], rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(abs(vec[i, :k] @ vectors[:, -1]), 1.0, rtol=1e-10)
+        assert not vec[i, k:].any()
