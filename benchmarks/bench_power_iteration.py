@@ -6,8 +6,10 @@ way runs :func:`robustlaw.empirical.lipschitz.power_iteration` once per layer on
 ``(K, out, in)`` stack, with Gram squarings (``squarings``) so that a few matrix-vector steps
 suffice, and, second, :func:`robustlaw.empirical.lipschitz.krylov.lanczos` (per cache-sized
 chunk of members: one Gram product, Lanczos on the small Gram matrices, ``sigma`` on the real
-weights). Errors are relative to float64 singular values, measured on the first
-``--check-members`` members. Every timing is the best of ``--repeat`` runs (the machine is
+weights), once with each backend: ``torch`` (batched lock-step operations) and ``numba`` (each
+matrix to its own convergence in compiled code; its one-off compilation is timed apart).
+Errors are relative to float64 singular values, measured on the first ``--check-members``
+members. Every timing is the best of ``--repeat`` runs (the machine is
 shared). Run: ``python benchmarks/bench_power_iteration.py [--members 1024]``.
 """
 
@@ -18,7 +20,7 @@ import time
 
 import torch
 
-from robustlaw.empirical.lipschitz import power_iteration
+from robustlaw.empirical.lipschitz import lanczos_kernel, power_iteration
 from robustlaw.empirical.lipschitz.krylov import lanczos
 
 SIZES = (784, 200, 200, 10)
@@ -73,8 +75,10 @@ def run(n_members: int, squarings: int, tol: float, check: int, repeat: int) -> 
             power_iteration,
             {"max_iter": 500, "tol": tol, "squarings": squarings},
         ),
-        "lanczos on Gram": (lanczos, {"max_iter": 64, "tol": tol}),
+        "lanczos, torch": (lanczos, {"max_iter": 64, "tol": tol, "backend": "torch"}),
     }
+    if lanczos_kernel.AVAILABLE:
+        ways["lanczos, numba"] = (lanczos, {"max_iter": 64, "tol": tol, "backend": "numba"})
     rows = []
     for name, (method, options) in ways.items():
         fast_norms, fast_s, iters = batched(layers, method, repeat, **options)
@@ -103,6 +107,10 @@ def main() -> None:
     args = parser.parse_args()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, float32, {SIZES}")
     print(f"squarings={args.squarings} tol={args.tol}; errors vs float64 SVD")
+    if lanczos_kernel.AVAILABLE:
+        start = time.perf_counter()
+        lanczos(make_layers(2)[0], backend="numba")  # compiles, or loads numba's disk cache
+        print(f"numba kernel ready in {time.perf_counter() - start:.2f} s (once per machine)")
     print(
         f"{'K':>6} {'batched way':<22} {'loop (s)':>9} {'batched (s)':>12} {'ratio':>7} "
         f"{'loop err':>9} {'batched err':>12}  steps per layer"

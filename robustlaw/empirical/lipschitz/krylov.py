@@ -14,12 +14,15 @@ import numpy as np
 import torch
 from scipy.linalg.lapack import dstebz, dstein
 
-from robustlaw._validation import check_interval, check_tensor
+from robustlaw._validation import check_choice, check_interval, check_tensor
+from robustlaw.empirical.lipschitz import lanczos_kernel
 from robustlaw.empirical.lipschitz.spectral import PowerIterationResult, _unit
 
 __all__ = ["lanczos"]
 
 _CHECK_EVERY = 4  # Lanczos steps between two convergence checks of a matrix
+_FIRST_CHECK = 20  # the step of the first check
+BACKENDS = ("auto", "torch", "numba")
 
 
 def _tridiagonal_top(
@@ -130,6 +133,29 @@ def _finish(w: torch.Tensor, gram: torch.Tensor, x: torch.Tensor, wide: bool):
     return (sigma, x, other, residual) if wide else (sigma, other, x, residual)
 
 
+def _numba_chunk(a: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float):
+    """:func:`_lanczos_chunk`'s contract, each matrix to its own convergence in compiled code."""
+    ritz, steps, converged = lanczos_kernel.lanczos_top(
+        a.detach().numpy(), x.detach().numpy(), max_iter, tol, _FIRST_CHECK, _CHECK_EVERY
+    )
+    return torch.from_numpy(ritz), int(steps.max()), torch.from_numpy(converged)
+
+
+def _chunk_solver(backend: str, W: torch.Tensor):
+    """The function that runs Lanczos on a chunk of Gram matrices for ``backend``."""
+    compiled = W.device.type == "cpu" and W.dtype in (torch.float32, torch.float64)
+    if backend == "numba" and not lanczos_kernel.AVAILABLE:
+        raise ImportError("backend='numba' needs numba: pip install 'robustlaw[fast]'")
+    if backend == "numba" and not compiled:
+        raise ValueError(
+            f"backend='numba' takes float32 or float64 weights on the CPU, not {W.dtype} on "
+            f"{W.device}; use backend='torch'"
+        )
+    if backend == "numba" or (backend == "auto" and compiled and lanczos_kernel.AVAILABLE):
+        return _numba_chunk
+    return lambda a, x, max_iter, tol: _lanczos_chunk(a, x, max_iter, tol, _FIRST_CHECK)
+
+
 def lanczos(
     W: torch.Tensor,
     *,
@@ -138,6 +164,7 @@ def lanczos(
     u0: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     chunk_bytes: int = 8 * 2**20,
+    backend: str = "auto",
 ) -> PowerIterationResult:
     """Top singular value of every matrix of a stack by Lanczos on its Gram matrix.
 
@@ -167,6 +194,8 @@ def lanczos(
         Source of the random start.
     chunk_bytes : int
         Memory of Gram matrices processed together.
+    backend : {"auto", "torch", "numba"}
+        Who runs the Lanczos steps (see above); ``"numba"`` needs ``pip install robustlaw[fast]``.
 
     Returns
     -------
@@ -174,6 +203,14 @@ def lanczos(
         ``sigma = ||W^T u||`` (``||W v||`` when ``out > in``) of the real ``W`` for a unit
         Ritz vector: a lower estimate; ``n_iter`` is the largest number of steps over the
         chunks; ``residual`` is measured on the Gram matrix.
+
+    Notes
+    -----
+    Like every method that starts from one random vector, Lanczos cannot see a top singular
+    vector that its start is (nearly) orthogonal to: when that happens and the top two singular
+    values are close, it can settle on the second one, a lower estimate off by at most their
+    relative gap. Certified upper bounds come from
+    :func:`~robustlaw.empirical.lipschitz.spectral_norm_bounds`.
 
     Examples
     --------
@@ -185,6 +222,7 @@ def lanczos(
     W = check_tensor(W, "W", ndim=tuple(range(2, 8)), finite=False)  # checked per chunk
     check_interval(tol, "tol", 0.0, closed="neither")
     check_interval(max_iter, "max_iter", 1, closed="left")
+    steps_of_chunk = _chunk_solver(check_choice(backend, "backend", BACKENDS), W)
     out, inp = W.shape[-2:]
     lead = W.shape[:-2]
     flat = W.reshape(-1, out, inp)
@@ -205,7 +243,7 @@ def lanczos(
             scale = w.abs().amax(dim=(-2, -1), keepdim=True)
             w = w / scale
             gram = w @ w.transpose(-1, -2) if wide else w.transpose(-1, -2) @ w
-        ritz, n_steps, ok = _lanczos_chunk(gram, x, max_iter, tol, first=5 * _CHECK_EVERY)
+        ritz, n_steps, ok = steps_of_chunk(gram, x, max_iter, tol)
         sigma, u, v, residual = _finish(w, gram, ritz, wide)
         if scale is not None:
             sigma = sigma * scale[:, 0, 0]
