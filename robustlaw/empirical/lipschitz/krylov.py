@@ -156,6 +156,7 @@ def _chunk_solver(backend: str, W: torch.Tensor):
     return lambda a, x, max_iter, tol: _lanczos_chunk(a, x, max_iter, tol, _FIRST_CHECK)
 
 
+@torch.no_grad()
 def lanczos(
     W: torch.Tensor,
     *,
@@ -202,7 +203,7 @@ def lanczos(
     PowerIterationResult
         ``sigma = ||W^T u||`` (``||W v||`` when ``out > in``) of the real ``W`` for a unit
         Ritz vector: a lower estimate; ``n_iter`` is the largest number of steps over the
-        chunks; ``residual`` is measured on the Gram matrix.
+        chunks; ``residual`` is measured on the Gram matrix. Nothing is tracked for autograd.
 
     Notes
     -----

@@ -186,3 +186,11 @@ def test_kernel_stops_each_matrix_at_its_own_convergence():
     rayleigh = np.einsum("bi,bij,bj->b", ritz, a.numpy(), ritz)
     np.testing.assert_allclose(rayleigh, top, rtol=1e-11)
     np.testing.assert_allclose(np.linalg.norm(ritz, axis=1), 1.0, rtol=1e-14)
+
+
+def test_lanczos_takes_weights_that_require_grad(backend):
+    W = stack(3, 20, 30, 24).requires_grad_()
+    res = lanczos(W, tol=1e-12, backend=backend)
+    assert not res.sigma.requires_grad
+    exact = torch.linalg.svdvals(W.detach())[:, 0]
+    torch.testing.assert_close(res.sigma, exact, rtol=1e-10, atol=0)
