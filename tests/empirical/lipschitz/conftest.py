@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 import scipy.io
+import torch
 
 
 @pytest.fixture
@@ -20,6 +21,17 @@ def random_weights():
             for a, b in zip(sizes[:-1], sizes[1:], strict=True)
         ]
         return [np.abs(w) for w in ws] if nonnegative else ws
+
+    return make
+
+
+@pytest.fixture
+def stack():
+    """``make(k, m, n, seed)``: ``k`` standard Gaussian ``m x n`` float64 matrices, seeded."""
+
+    def make(k, m, n, seed):
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randn(k, m, n, generator=gen, dtype=torch.float64)
 
     return make
 

@@ -16,12 +16,8 @@ def backend(request):
     return request.param
 
 
-def stack(k, m, n, seed):
-    return torch.randn(k, m, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
 @pytest.mark.parametrize(("m", "n"), [(30, 50), (50, 30), (3, 3)])
-def test_lanczos_matches_svd_with_leading_dims(m, n, backend):
+def test_lanczos_matches_svd_with_leading_dims(m, n, backend, stack):
     W = stack(6, m, n, 7).reshape(2, 3, m, n)
     res = lanczos(
         W, tol=1e-12, generator=torch.Generator().manual_seed(0), chunk_bytes=4096, backend=backend
@@ -33,7 +29,7 @@ def test_lanczos_matches_svd_with_leading_dims(m, n, backend):
     assert bool(res.converged.all())
 
 
-def test_lanczos_needs_fewer_steps_than_power_iteration(backend):
+def test_lanczos_needs_fewer_steps_than_power_iteration(backend, stack):
     W = stack(4, 60, 120, 8)
     gen = torch.Generator().manual_seed(0)
     krylov = lanczos(W, tol=1e-10, generator=gen, backend=backend)
@@ -52,7 +48,7 @@ def test_lanczos_float32_layers_within_1e_6_of_float64_svd(backend):
     assert bool(res.converged.all())
 
 
-def test_lanczos_batched_equals_one_by_one_and_chunking_is_invisible(backend):
+def test_lanczos_batched_equals_one_by_one_and_chunking_is_invisible(backend, stack):
     W = stack(7, 35, 60, 12)
     u0 = torch.randn(7, 35, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     whole = lanczos(W, tol=1e-13, u0=u0, backend=backend)
@@ -67,7 +63,7 @@ def test_lanczos_batched_equals_one_by_one_and_chunking_is_invisible(backend):
     assert bool((whole.residual < 1e-5).all())
 
 
-def test_lanczos_zero_matrix_and_tiny_sides(backend):
+def test_lanczos_zero_matrix_and_tiny_sides(backend, stack):
     zero = torch.zeros(2, 5, 8, dtype=torch.float64)
     assert torch.equal(
         lanczos(zero, generator=torch.Generator().manual_seed(0), backend=backend).sigma,
@@ -79,7 +75,7 @@ def test_lanczos_zero_matrix_and_tiny_sides(backend):
     )
 
 
-def test_lanczos_rescales_a_chunk_whose_gram_matrix_overflows(backend):
+def test_lanczos_rescales_a_chunk_whose_gram_matrix_overflows(backend, stack):
     W = stack(3, 20, 30, 14).float() * 1e19  # finite float32, W W^T is not
     assert not bool((W @ W.mT).isfinite().all())
     res = lanczos(W, tol=1e-7, generator=torch.Generator().manual_seed(0), backend=backend)
@@ -98,7 +94,7 @@ def test_lanczos_stops_exactly_on_an_invariant_krylov_space(backend):
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
-def test_lanczos_rejects_non_finite_in_any_chunk(bad, backend):
+def test_lanczos_rejects_non_finite_in_any_chunk(bad, backend, stack):
     W = stack(9, 6, 8, 13)
     W[7, 2, 3] = bad
     with pytest.raises(ValueError, match="finite"):
@@ -157,7 +153,7 @@ def test_lanczos_backends_agree_on_float32_layers():
         torch.testing.assert_close(sigma[11], exact[11, 1], rtol=1e-6, atol=0)
 
 
-def test_lanczos_backend_choice_is_validated():
+def test_lanczos_backend_choice_is_validated(stack):
     W = stack(2, 5, 6, 22)
     with pytest.raises(ValueError, match="backend"):
         lanczos(W, backend="cuda")
@@ -188,7 +184,7 @@ def test_kernel_stops_each_matrix_at_its_own_convergence():
     np.testing.assert_allclose(np.linalg.norm(ritz, axis=1), 1.0, rtol=1e-14)
 
 
-def test_lanczos_takes_weights_that_require_grad(backend):
+def test_lanczos_takes_weights_that_require_grad(backend, stack):
     W = stack(3, 20, 30, 24).requires_grad_()
     res = lanczos(W, tol=1e-12, backend=backend)
     assert not res.sigma.requires_grad

@@ -14,12 +14,8 @@ from robustlaw.empirical.lipschitz import (
 from robustlaw.empirical.lipschitz.spectral import gram_powers
 
 
-def stack(k, m, n, seed):
-    return torch.randn(k, m, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
 @pytest.mark.parametrize(("m", "n", "squarings"), [(7, 12, 0), (12, 7, 0), (30, 20, 4)])
-def test_power_iteration_matches_svd_batched(m, n, squarings):
+def test_power_iteration_matches_svd_batched(m, n, squarings, stack):
     W = stack(6, m, n, 0)
     res = power_iteration(
         W, max_iter=5000, tol=1e-14, squarings=squarings, generator=torch.Generator().manual_seed(1)
@@ -33,7 +29,7 @@ def test_power_iteration_matches_svd_batched(m, n, squarings):
     assert bool((res.residual < 1e-3).all())
 
 
-def test_power_iteration_warm_start_and_limits():
+def test_power_iteration_warm_start_and_limits(stack):
     W = stack(1, 40, 30, 2)[0]
     gen = torch.Generator().manual_seed(0)
     cold = power_iteration(W, max_iter=2000, tol=1e-12, generator=gen)
@@ -45,7 +41,7 @@ def test_power_iteration_warm_start_and_limits():
     assert float(few.sigma) < float(torch.linalg.matrix_norm(W, 2))
 
 
-def test_power_iteration_keeps_dtype():
+def test_power_iteration_keeps_dtype(stack):
     W = stack(2, 5, 4, 3).float()
     assert power_iteration(W, generator=torch.Generator().manual_seed(0)).sigma.dtype == (
         torch.float32
@@ -53,7 +49,7 @@ def test_power_iteration_keeps_dtype():
 
 
 @pytest.mark.parametrize("t", [0, 1, 3, 6])
-def test_gram_bound_is_above_and_tightens(t):
+def test_gram_bound_is_above_and_tightens(t, stack):
     W = stack(4, 25, 18, 4)
     _, log_scale = gram_powers(W, t)
     bound = torch.exp(log_scale / 2 ** (t + 1))
@@ -65,7 +61,7 @@ def test_gram_bound_is_above_and_tightens(t):
 
 
 @pytest.mark.parametrize("svd_max_dim", [0, 100])
-def test_spectral_norm_bounds_bracket_exact(svd_max_dim):
+def test_spectral_norm_bounds_bracket_exact(svd_max_dim, stack):
     W = stack(5, 80, 70, 5)
     b = spectral_norm_bounds(W, tol=1e-8, svd_max_dim=svd_max_dim)
     exact = torch.linalg.svdvals(W)[:, 0]
