@@ -77,7 +77,7 @@ def _lanczos_chunk(a: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float, 
     previous = np.zeros(b)
     converged = np.zeros(b, dtype=bool)
     stop = np.full(b, m)  # the step at which each matrix converged
-    floor = 64 * torch.finfo(a.dtype).eps
+    floor = lanczos_kernel.INVARIANT_EPS * torch.finfo(a.dtype).eps
     for j in range(m):
         q = basis[j]
         torch.bmm(q.unsqueeze(1), a, out=product)  # q^T a = (a q)^T, the fast batched form
@@ -98,10 +98,9 @@ def _lanczos_chunk(a: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float, 
         exhausted = small.any(axis=1)
         sizes = np.where(exhausted, small.argmax(axis=1) + 1, j + 1)
         todo = np.flatnonzero(~converged)
-        # to 1e-3 tol relative: enough to compare, about half the bisection steps of full accuracy
-        top_value, _ = _tridiagonal_top(
-            d[todo], e[todo, :-1], sizes[todo], abstol=1e-3 * tol * float(scale.max())
-        )
+        # enough to compare with tol, about half the bisection steps of full accuracy
+        abstol = lanczos_kernel.CHECK_ACCURACY * tol * float(scale.max())
+        top_value, _ = _tridiagonal_top(d[todo], e[todo, :-1], sizes[todo], abstol=abstol)
         done = exhausted[todo] | (np.abs(top_value - previous[todo]) <= tol * np.abs(top_value))
         converged[todo] = done
         stop[todo[done]] = j + 1

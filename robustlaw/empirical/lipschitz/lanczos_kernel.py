@@ -28,6 +28,10 @@ __all__ = ["AVAILABLE", "lanczos_top"]
 
 AVAILABLE = numba is not None
 
+# The stopping rule's constants, shared with the torch path of ``krylov.lanczos``:
+INVARIANT_EPS = 64.0  # beta_j <= this many eps times max |alpha|: an invariant Krylov space
+CHECK_ACCURACY = 1e-3  # a check's bisection stops at this fraction of tol (times max |alpha|)
+
 
 def _jit(**options):
     """numba's ``njit`` with ``options``, or the plain Python function without numba."""
@@ -145,7 +149,7 @@ def _one(a, x, max_iter, tol, first, every, ritz):
     norm = max(np.sqrt(norm), 1e-300)
     for i in range(n):
         basis[0, i] = x[i] / norm  # stored in a's dtype
-    floor = 64.0 * np.finfo(a.dtype).eps
+    floor = INVARIANT_EPS * np.finfo(a.dtype).eps
     scale = 0.0
     previous = -np.inf
     converged = False
@@ -176,7 +180,7 @@ def _one(a, x, max_iter, tol, first, every, ritz):
         if j + 1 < first or (j + 1 - first) % every:
             if j + 1 < m:
                 continue
-        top = _top_eigenvalue(d, e, j + 1, previous, 1e-3 * tol * scale)
+        top = _top_eigenvalue(d, e, j + 1, previous, CHECK_ACCURACY * tol * scale)
         if abs(top - previous) <= tol * abs(top):
             steps = j + 1
             converged = True
