@@ -15,13 +15,15 @@ import torch
 from scipy.linalg.lapack import dstebz, dstein
 
 from robustlaw._validation import check_choice, check_interval, check_tensor
-from robustlaw.empirical.lipschitz import lanczos_kernel
 from robustlaw.empirical.lipschitz.spectral import PowerIterationResult, _unit
 
 __all__ = ["lanczos"]
 
 _CHECK_EVERY = 4  # Lanczos steps between two convergence checks of a matrix
 _FIRST_CHECK = 20  # the step of the first check
+# The stopping rule's constants, shared with the numba kernel (``lanczos_kernel``):
+INVARIANT_EPS = 64.0  # beta_j <= this many eps times max |alpha|: an invariant Krylov space
+CHECK_ACCURACY = 1e-3  # a check's bisection stops at this fraction of tol (times max |alpha|)
 BACKENDS = ("auto", "torch", "numba")
 
 
@@ -77,7 +79,7 @@ def _lanczos_chunk(a: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float, 
     previous = np.zeros(b)
     converged = np.zeros(b, dtype=bool)
     stop = np.full(b, m)  # the step at which each matrix converged
-    floor = lanczos_kernel.INVARIANT_EPS * torch.finfo(a.dtype).eps
+    floor = INVARIANT_EPS * torch.finfo(a.dtype).eps
     for j in range(m):
         q = basis[j]
         torch.bmm(q.unsqueeze(1), a, out=product)  # q^T a = (a q)^T, the fast batched form
@@ -99,7 +101,7 @@ def _lanczos_chunk(a: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float, 
         sizes = np.where(exhausted, small.argmax(axis=1) + 1, j + 1)
         todo = np.flatnonzero(~converged)
         # enough to compare with tol, about half the bisection steps of full accuracy
-        abstol = lanczos_kernel.CHECK_ACCURACY * tol * float(scale.max())
+        abstol = CHECK_ACCURACY * tol * float(scale.max())
         top_value, _ = _tridiagonal_top(d[todo], e[todo, :-1], sizes[todo], abstol=abstol)
         done = exhausted[todo] | (np.abs(top_value - previous[todo]) <= tol * np.abs(top_value))
         converged[todo] = done
@@ -132,9 +134,17 @@ def _finish(w: torch.Tensor, gram: torch.Tensor, x: torch.Tensor, wide: bool):
     return (sigma, x, other, residual) if wide else (sigma, other, x, residual)
 
 
+def _kernel():
+    """:mod:`~robustlaw.empirical.lipschitz.lanczos_kernel`, imported on first use: importing
+    numba adds about 0.2 s, which only the numba backend should pay."""
+    from robustlaw.empirical.lipschitz import lanczos_kernel
+
+    return lanczos_kernel
+
+
 def _numba_chunk(a: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float):
     """:func:`_lanczos_chunk`'s contract, each matrix to its own convergence in compiled code."""
-    ritz, steps, converged = lanczos_kernel.lanczos_top(
+    ritz, steps, converged = _kernel().lanczos_top(
         a.detach().numpy(), x.detach().numpy(), max_iter, tol, _FIRST_CHECK, _CHECK_EVERY
     )
     return torch.from_numpy(ritz), int(steps.max()), torch.from_numpy(converged)
@@ -143,14 +153,14 @@ def _numba_chunk(a: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float):
 def _chunk_solver(backend: str, W: torch.Tensor):
     """The function that runs Lanczos on a chunk of Gram matrices for ``backend``."""
     compiled = W.device.type == "cpu" and W.dtype in (torch.float32, torch.float64)
-    if backend == "numba" and not lanczos_kernel.AVAILABLE:
+    if backend == "numba" and not _kernel().AVAILABLE:
         raise ImportError("backend='numba' needs numba: pip install 'robustlaw[fast]'")
     if backend == "numba" and not compiled:
         raise ValueError(
             f"backend='numba' takes float32 or float64 weights on the CPU, not {W.dtype} on "
             f"{W.device}; use backend='torch'"
         )
-    if backend == "numba" or (backend == "auto" and compiled and lanczos_kernel.AVAILABLE):
+    if backend == "numba" or (backend == "auto" and compiled and _kernel().AVAILABLE):
         return _numba_chunk
     return lambda a, x, max_iter, tol: _lanczos_chunk(a, x, max_iter, tol, _FIRST_CHECK)
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from robustlaw.empirical.lipschitz.krylov import CHECK_ACCURACY, INVARIANT_EPS
+
 try:
     import numba
 except ImportError:  # the torch path is used instead
@@ -27,10 +29,6 @@ except ImportError:  # the torch path is used instead
 __all__ = ["AVAILABLE", "lanczos_top"]
 
 AVAILABLE = numba is not None
-
-# The stopping rule's constants, shared with the torch path of ``krylov.lanczos``:
-INVARIANT_EPS = 64.0  # beta_j <= this many eps times max |alpha|: an invariant Krylov space
-CHECK_ACCURACY = 1e-3  # a check's bisection stops at this fraction of tol (times max |alpha|)
 
 
 def _jit(**options):
