@@ -15,6 +15,7 @@ from robustlaw.errors import UnknownNameError, ValidationError
 
 __all__ = [
     "check_choice",
+    "check_integer",
     "check_interval",
     "check_seed",
     "check_tensor",
@@ -100,16 +101,66 @@ def check_choice(x: Any, name: str, options: Iterable[str]) -> str:
 def get_registered(registry: dict, name: str, kind: str) -> Any:
     """Look ``name`` up in ``registry``; an unknown name lists the valid ones.
 
+    Registry names use hyphens between words (``"below-noise"``, ``"magnitude-after"``). An
+    old name written with underscores is refused with a message that names its new spelling.
+
     Examples
     --------
     >>> get_registered({"a": 1}, "a", "method")
     1
+    >>> get_registered({"max-steps": 1}, "max_steps", "stopping rule")
+    Traceback (most recent call last):
+    ...
+    robustlaw.errors.UnknownNameError: unknown stopping rule 'max_steps': it is now called 'max-steps'
     """
     try:
         return registry[name]
     except (KeyError, TypeError):
-        valid = ", ".join(sorted(registry))
-        raise UnknownNameError(f"unknown {kind} {name!r}; valid names: {valid}") from None
+        pass
+    renamed = name.replace("_", "-") if isinstance(name, str) else None
+    if renamed in registry:
+        raise UnknownNameError(f"unknown {kind} {name!r}: it is now called {renamed!r}")
+    valid = ", ".join(sorted(map(str, registry)))
+    raise UnknownNameError(f"unknown {kind} {name!r}; valid names: {valid}")
+
+
+def check_integer(x: Any, name: str, *, minimum: int | None = 0, maximum: int | None = None) -> int:
+    """Return ``x`` as an ``int`` after checking it is an integer in ``[minimum, maximum]``.
+
+    Booleans, floats (even integral ones) and strings are refused: a count given as ``1e3``
+    or ``"3"`` is a mistake worth one clear message, not a silent conversion.
+
+    Parameters
+    ----------
+    x : int
+        The value to check (Python or NumPy integer).
+    name : str
+        The argument's name, used in the error message.
+    minimum, maximum : int, optional
+        Inclusive limits; None leaves that side open.
+
+    Raises
+    ------
+    ValidationError
+        If ``x`` is not an integer or leaves the limits.
+
+    Examples
+    --------
+    >>> check_integer(3, "max_steps")
+    3
+    >>> check_integer(0, "width", minimum=1)
+    Traceback (most recent call last):
+    ...
+    robustlaw.errors.ValidationError: width must be an integer >= 1, got 0
+    """
+    lo = "" if minimum is None else f" >= {minimum}"
+    hi = "" if maximum is None else f" <= {maximum}"
+    expected = f"an integer{lo}{' and' if lo and hi else ''}{hi}"
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer)):
+        raise ValidationError(f"{name} must be {expected}, got {x!r}")
+    if (minimum is not None and x < minimum) or (maximum is not None and x > maximum):
+        raise ValidationError(f"{name} must be {expected}, got {x!r}")
+    return int(x)
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:
@@ -120,9 +171,7 @@ def check_seed(seed: Any, name: str = "seed") -> int:
     >>> check_seed(3)
     3
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValidationError(f"{name} must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    return check_integer(seed, name, minimum=0)
 
 
 def check_tensor(

@@ -56,7 +56,7 @@ def test_check_choice_and_registry_list_valid_names():
 
 @pytest.mark.parametrize("bad", [-1, 1.5, True, "3", None])
 def test_check_seed_rejects_non_integers(bad):
-    with pytest.raises(ValidationError, match="seed must be a non-negative integer"):
+    with pytest.raises(ValidationError, match=r"seed must be an integer >= 0, got"):
         check_seed(bad)
 
 
