@@ -18,7 +18,7 @@ import numpy as np
 import scipy.io
 import torch
 
-from robustlaw.empirical.lipschitz.lipsdp import lipsdp
+from robustlaw.empirical.lipschitz import LipSDPOptions, lipsdp_layer, lipsdp_neuron
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "fixtures", "lipsdp")
 SCS_EPS = 1e-9
@@ -34,15 +34,16 @@ def random_net(sizes: list[int], seed: int) -> list[np.ndarray]:
 
 
 _CACHE: dict[tuple, tuple[float, float]] = {}
+SCS = LipSDPOptions(solver="SCS", cvxpy_eps=SCS_EPS)
 
 
-def timed(sizes: list[int], **kwargs) -> tuple[float, float]:
-    """(certified value, seconds) of one LipSDP call on ``random_net(sizes, seed=0)``."""
-    key = (tuple(sizes), tuple(sorted(kwargs.items())))
+def timed(sizes: list[int], options: LipSDPOptions | None = None) -> tuple[float, float]:
+    """(certified value, seconds) of one LipSDP-Neuron call on ``random_net(sizes, seed=0)``."""
+    key = (tuple(sizes), options)
     if key not in _CACHE:
         ws = random_net(sizes, seed=0)
         start = time.perf_counter()
-        est = lipsdp(ws, **kwargs)
+        est = lipsdp_neuron(ws, options)
         _CACHE[key] = (est.value, time.perf_counter() - start)
     return _CACHE[key]
 
@@ -50,7 +51,7 @@ def timed(sizes: list[int], **kwargs) -> tuple[float, float]:
 def head_to_head() -> None:
     """LipSDP-Neuron on [20,100,100,1]: fast vs cvxpy + SCS on the same weights."""
     v_fast, t_fast = timed([20, 100, 100, 1])
-    v_scs, t_scs = timed([20, 100, 100, 1], backend="cvxpy", solver="SCS", tol=SCS_EPS)
+    v_scs, t_scs = timed([20, 100, 100, 1], SCS)
     print("\n## LipSDP-Neuron, [20,100,100,1] ReLU (target: fast <= 1 s, within 1e-4)\n")
     print("| backend | seconds | certified value | speed-up | relative difference |")
     print("|---|---|---|---|---|")
@@ -74,9 +75,9 @@ def fixtures() -> None:
         ("mnist_weights", "<= 31.5035"),
     ):
         ws = list(scipy.io.loadmat(os.path.join(FIXTURES, f"{name}.mat"))["weights"].ravel())
-        for variant in ("neuron", "layer"):
+        for variant, method in (("neuron", lipsdp_neuron), ("layer", lipsdp_layer)):
             start = time.perf_counter()
-            value = lipsdp(ws, variant=variant).value
+            value = method(ws).value
             seconds = time.perf_counter() - start
             print(f"| {name} | {variant} | {seconds:.2f} | {value:.7f} | {expected} |")
 
@@ -90,7 +91,7 @@ def scaling(nets: list[list[int]], cvxpy_max: int) -> None:
         v_fast, t_fast = timed(sizes)
         cells = "| – | – | – |"
         if sizes[1] <= cvxpy_max:
-            v_scs, t_scs = timed(sizes, backend="cvxpy", solver="SCS", tol=SCS_EPS)
+            v_scs, t_scs = timed(sizes, SCS)
             cells = f"| {t_scs:.2f} | {v_scs:.6f} | {t_scs / t_fast:.0f}x |"
         print(f"| {sizes} | {sum(sizes[1:-1])} | {t_fast:.2f} | {v_fast:.6f} {cells}")
 

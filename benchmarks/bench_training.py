@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import torch
 from torch import nn
 
 from robustlaw.empirical import MLPSpec, TrainOptions, init_mlp_ensemble, train_ensemble
 from robustlaw.empirical.ensemble_io import member_to_sequential
+from robustlaw.empirical.training import resolve_optimizer
 
 CONFIGS = {
     "cpu": {"sizes": (30, 100, 100, 1), "k": 256, "batch": 64, "loss": "mse", "device": "cpu"},
@@ -33,7 +35,7 @@ CONFIGS = {
         "sizes": (784, 200, 200, 10),
         "k": 1024,
         "batch": 64,
-        "loss": "cross_entropy",
+        "loss": "cross-entropy",
         "device": "cuda",
     },
 }
@@ -85,9 +87,10 @@ def time_loop(ens, X, y, cfg, n_models: int, steps: int, optimizer: str) -> floa
 
 def time_batched(ens, X, y, cfg, steps: int, optimizer: str) -> float:
     """Seconds per step of :func:`train_ensemble` (one call of ``steps`` steps, minus one)."""
-    opts = TrainOptions(optimizer=optimizer, lr=1e-3, loss=cfg["loss"], max_steps=steps)
-    train_ensemble(ens, X, y, TrainOptions(optimizer=optimizer, loss=cfg["loss"], max_steps=2))
-    one = TrainOptions(optimizer=optimizer, lr=1e-3, loss=cfg["loss"], max_steps=1)
+    part = replace(resolve_optimizer(optimizer), lr=1e-3)
+    opts = TrainOptions(optimizer=part, loss=cfg["loss"], max_steps=steps)
+    train_ensemble(ens, X, y, TrainOptions(optimizer=part, loss=cfg["loss"], max_steps=2))
+    one = TrainOptions(optimizer=part, loss=cfg["loss"], max_steps=1)
     _sync(cfg["device"])
     start = time.perf_counter()
     train_ensemble(ens, X, y, one)

@@ -87,6 +87,9 @@ def check_interval(
 def check_choice(x: Any, name: str, options: Iterable[str]) -> str:
     """Return ``x`` if it is one of ``options``, else raise naming the valid choices.
 
+    Choices use hyphens between words, as registry names do (:func:`get_registered`): an old
+    underscore spelling is refused with a message that names the new one.
+
     Examples
     --------
     >>> check_choice("neuron", "variant", ("neuron", "layer"))
@@ -94,8 +97,17 @@ def check_choice(x: Any, name: str, options: Iterable[str]) -> str:
     """
     options = tuple(options)
     if x not in options:
+        renamed = _hyphenated(x, options)
+        if renamed is not None:
+            raise ValidationError(f"{name} {x!r} is now called {renamed!r}")
         raise ValidationError(f"{name} must be one of {', '.join(map(repr, options))}; got {x!r}")
     return x
+
+
+def _hyphenated(name: Any, names: Iterable[str]) -> str | None:
+    """The hyphenated spelling of an underscore ``name`` when it is one of ``names``."""
+    renamed = name.replace("_", "-") if isinstance(name, str) and "_" in name else None
+    return renamed if renamed is not None and renamed in names else None
 
 
 def get_registered(registry: dict, name: str, kind: str) -> Any:
@@ -112,13 +124,13 @@ def get_registered(registry: dict, name: str, kind: str) -> Any:
     Traceback (most recent call last):
     ...
     robustlaw.errors.UnknownNameError: unknown stopping rule 'max_steps': it is now called 'max-steps'
-    """
+    """  # noqa: E501
     try:
         return registry[name]
     except (KeyError, TypeError):
         pass
-    renamed = name.replace("_", "-") if isinstance(name, str) else None
-    if renamed in registry:
+    renamed = _hyphenated(name, registry)
+    if renamed is not None:
         raise UnknownNameError(f"unknown {kind} {name!r}: it is now called {renamed!r}")
     valid = ", ".join(sorted(map(str, registry)))
     raise UnknownNameError(f"unknown {kind} {name!r}; valid names: {valid}")

@@ -17,7 +17,7 @@ _SECTIONS = (
     (
         "Bubeck–Sellke Theorem 3 (THEORY §2.3)",
         [("L_{BS}", "L_BS"), (r"P_{\mathrm{fail}}", "bs_failure")],
-        "bs_theorem3",
+        "bs-theorem3",
         [("p", "L_BS"), ("n", "L_BS")],
     ),
     (
@@ -28,7 +28,7 @@ _SECTIONS = (
             (r"p_{\mathrm{eff}}^{\mathrm{informal}}", "p_eff_informal"),
             (r"a_1\sqrt{C_0(2I/\delta + \log(4/\delta))}", "nfp_threshold"),
         ],
-        "nfp_theorem4",
+        "nfp-theorem4",
         [("p_eff", "L_NFP"), ("n", "L_NFP")],
     ),
     (

@@ -114,15 +114,15 @@ class Theorem:
 
 #: The theorems whose preconditions are checked, keyed by name.
 THEOREMS: dict[str, Theorem] = {
-    "bs_theorem3": Theorem(
-        name="bs_theorem3",
+    "bs-theorem3": Theorem(
+        name="bs-theorem3",
         title="Bubeck-Sellke Theorem 3",
         arguments=("n", "d", "p", "eps", "delta", "W", "J", "c", "k", "k_condition_const"),
         defaults=(("c", 1.0), ("k", 1.0), ("k_condition_const", BS_K_CONDITION_CONST)),
         conditions=(K_CONDITION, NET_CONDITION),
     ),
-    "nfp_theorem4": Theorem(
-        name="nfp_theorem4",
+    "nfp-theorem4": Theorem(
+        name="nfp-theorem4",
         title="No Free Prune Theorem 4",
         arguments=("n", "d", "p_eff", "eps", "delta", "c", "k", "k_condition_const", "a1_squared"),
         defaults=(
@@ -133,8 +133,8 @@ THEOREMS: dict[str, Theorem] = {
         ),
         conditions=(K_CONDITION,),
     ),
-    "bs_theorem2": Theorem(
-        name="bs_theorem2",
+    "bs-theorem2": Theorem(
+        name="bs-theorem2",
         title="Bubeck-Sellke Theorem 2",
         arguments=("n", "d", "log_card", "L", "eps", "c", "k", "exponent_denominator"),
         defaults=(("c", 1.0), ("k", 1.0), ("exponent_denominator", THEOREM2_DENOMINATOR)),
@@ -163,12 +163,12 @@ def check_conditions(
             )
 
 
-def assumptions(theorem: str = "bs_theorem3", /, **inputs: Any) -> list[AssumptionCheck]:
+def assumptions(theorem: str = "bs-theorem3", /, **inputs: Any) -> list[AssumptionCheck]:
     """Evaluate every precondition of a theorem at given inputs, without raising on failure.
 
     Parameters
     ----------
-    theorem : {"bs_theorem3", "nfp_theorem4", "bs_theorem2"}
+    theorem : {"bs-theorem3", "nfp-theorem4", "bs-theorem2"}
         Which theorem (THEORY §2.3, §3.4, §2.2).
     **inputs : array_like
         The theorem's arguments (those of the matching numeric function); omitted optional
@@ -186,7 +186,7 @@ def assumptions(theorem: str = "bs_theorem3", /, **inputs: Any) -> list[Assumpti
 
     Examples
     --------
-    >>> checks = assumptions("bs_theorem3", n=1e4, d=100, p=1e3, eps=0.1, delta=0.01, W=10, J=10)
+    >>> checks = assumptions("bs-theorem3", n=1e4, d=100, p=1e3, eps=0.1, delta=0.01, W=10, J=10)
     >>> [(c.name, bool(c.holds)) for c in checks][-2:]
     [('k-condition', False), ('net size above 1', True)]
     """

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-from robustlaw._validation import check_choice, get_registered
+from robustlaw._validation import get_registered
 from robustlaw.bounds._core import as_arrays, compute, finish
 from robustlaw.errors import ValidationError
 
@@ -28,7 +28,6 @@ __all__ = [
     "parameter_lipschitz_constant",
 ]
 
-ArrayLike = Any
 
 #: The two parameter-Lipschitz constants of BS Lemma 3.1, keyed by form.
 J_FORMS = {"bs": "J_BS", "tight": "J_tight"}
@@ -79,7 +78,7 @@ def parameter_lipschitz_constant(
     >>> round(parameter_lipschitz_constant(R=1, W_inf=1, p=198800, D=3, form="tight"))
     39521440000
     """
-    name = J_FORMS[check_choice(form, "form", tuple(J_FORMS))]
+    name = get_registered(J_FORMS, form, "form")
     return compute(name, dict(R=R, W_inf=W_inf, p=p, D=D, Q=Q), name)
 
 
@@ -121,7 +120,7 @@ class Isoperimetry:
 
 #: Input distributions with known isoperimetry constants (THEORY §1.4).
 ISOPERIMETRY: dict[str, Isoperimetry] = {
-    "gaussian_normalized": Isoperimetry(
+    "gaussian-normalized": Isoperimetry(
         description="N(0, I_d/d): c = 1", constant=lambda d: np.ones_like(d)
     ),
     "gaussian": Isoperimetry(description="N(0, I_d): c = d", constant=lambda d: d),
@@ -147,7 +146,7 @@ def isoperimetry_constant(kind: str, d: ArrayLike, scale: ArrayLike = 1.0) -> fl
     Parameters
     ----------
     kind : str
-        A key of :data:`ISOPERIMETRY`: ``"gaussian_normalized"``, ``"gaussian"``, ``"sphere"``,
+        A key of :data:`ISOPERIMETRY`: ``"gaussian-normalized"``, ``"gaussian"``, ``"sphere"``,
         ``"cube"``.
     d : array_like
         Input dimension (>= 1; >= 2 for the sphere).

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from robustlaw.bounds._core import as_arrays, evaluate, finish
 from robustlaw.bounds.assumptions import (
@@ -36,19 +36,20 @@ __all__ = [
     "sparse_max_robust_samples",
 ]
 
-ArrayLike = Any
-
 
 def _theorem_value(
-    formula: str, theorem: str, arguments: Mapping[str, Any], *, solve: str | None = None
+    formula: str,
+    theorem: str,
+    values: Mapping[str, ArrayLike],
+    *,
+    check: bool,
+    solve: str | None = None,
 ) -> float | np.ndarray:
     """Validate, check the theorem's conditions, evaluate the formula (or its inverse).
 
-    ``arguments`` are the public function's keyword arguments (its ``locals()``), including
-    ``check_assumptions``.
+    ``values`` are the public function's numeric keyword arguments, in signature order (the
+    first invalid one is named); ``check`` is its ``check_assumptions``.
     """
-    values = dict(arguments)
-    check = values.pop("check_assumptions")
     arrays, shape = as_arrays(values)
     check_conditions(theorem, arrays, check_assumptions=check)
     out = evaluate(formula, arrays, solve)
@@ -126,7 +127,9 @@ def lipschitz_lower_bound(
     >>> lipschitz_lower_bound(n=6e4, d=784, p=[1e5, 1e6], eps=0.8, delta=0.1, W=10, J=10).shape
     (2,)
     """
-    return _theorem_value("L_BS", "bs_theorem3", locals())
+    values = dict(n=n, d=d, p=p, eps=eps, delta=delta, W=W, J=J, c=c, k=k)
+    values |= dict(k_condition_const=k_condition_const)
+    return _theorem_value("L_BS", "bs-theorem3", values, check=check_assumptions)
 
 
 def sparse_lipschitz_lower_bound(
@@ -190,7 +193,9 @@ def sparse_lipschitz_lower_bound(
     >>> round(sparse_lipschitz_lower_bound(n=6e4, d=784, p_eff=1e5, eps=0.5, delta=0.1), 6)
     0.002977
     """
-    return _theorem_value("L_NFP", "nfp_theorem4", locals())
+    values = dict(n=n, d=d, p_eff=p_eff, eps=eps, delta=delta, c=c, k=k)
+    values |= dict(k_condition_const=k_condition_const, a1_squared=a1_squared)
+    return _theorem_value("L_NFP", "nfp-theorem4", values, check=check_assumptions)
 
 
 def finite_class_failure_probability(
@@ -244,7 +249,8 @@ def finite_class_failure_probability(
     >>> bool(p < 1e-100)
     True
     """
-    arrays, shape = as_arrays(locals())
+    values = dict(n=n, d=d, log_card=log_card, L=L, eps=eps, c=c, k=k)
+    arrays, shape = as_arrays(values | dict(exponent_denominator=exponent_denominator))
     out = evaluate("finite_class_failure", arrays)
     return finish(np.where(np.isfinite(out), np.minimum(out, 1.0), 1.0), shape, "probability")
 
@@ -287,7 +293,9 @@ def required_parameter_count(
     >>> round(lipschitz_lower_bound(n=6e4, d=784, p=p, eps=0.8, delta=0.1, W=10, J=10), 12)
     1.0
     """
-    return _theorem_value("L_BS", "bs_theorem3", locals(), solve="p")
+    values = dict(L=L, n=n, d=d, eps=eps, delta=delta, W=W, J=J, c=c, k=k)
+    values |= dict(k_condition_const=k_condition_const)
+    return _theorem_value("L_BS", "bs-theorem3", values, check=check_assumptions, solve="p")
 
 
 def required_effective_parameter_count(
@@ -313,7 +321,9 @@ def required_effective_parameter_count(
     >>> round(required_effective_parameter_count(L=0.01, n=6e4, d=784, eps=0.5, delta=0.1), 1)
     8861.2
     """
-    return _theorem_value("L_NFP", "nfp_theorem4", locals(), solve="p_eff")
+    values = dict(L=L, n=n, d=d, eps=eps, delta=delta, c=c, k=k)
+    values |= dict(k_condition_const=k_condition_const, a1_squared=a1_squared)
+    return _theorem_value("L_NFP", "nfp-theorem4", values, check=check_assumptions, solve="p_eff")
 
 
 def max_robust_samples(
@@ -341,7 +351,9 @@ def max_robust_samples(
     >>> round(max_robust_samples(L=1.0, d=784, p=1e6, eps=0.8, delta=0.1, W=10, J=10) / 1e9, 3)
     4.662
     """
-    return _theorem_value("L_BS", "bs_theorem3", locals(), solve="n")
+    values = dict(L=L, d=d, p=p, eps=eps, delta=delta, W=W, J=J, c=c, k=k)
+    values |= dict(k_condition_const=k_condition_const)
+    return _theorem_value("L_BS", "bs-theorem3", values, check=check_assumptions, solve="n")
 
 
 def sparse_max_robust_samples(
@@ -366,7 +378,9 @@ def sparse_max_robust_samples(
     >>> round(sparse_max_robust_samples(L=1.0, d=784, p_eff=1e5, eps=0.5, delta=0.1) / 1e9, 3)
     6.771
     """
-    return _theorem_value("L_NFP", "nfp_theorem4", locals(), solve="n")
+    values = dict(L=L, d=d, p_eff=p_eff, eps=eps, delta=delta, c=c, k=k)
+    values |= dict(k_condition_const=k_condition_const, a1_squared=a1_squared)
+    return _theorem_value("L_NFP", "nfp-theorem4", values, check=check_assumptions, solve="n")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -385,37 +399,37 @@ BOUNDS: dict[tuple[str, str], BoundFunction] = {
     for b in (
         BoundFunction(
             quantity="L",
-            theorem="bs_theorem3",
+            theorem="bs-theorem3",
             function=lipschitz_lower_bound,
             description="Lipschitz lower bound L_BS",
         ),
         BoundFunction(
             quantity="L",
-            theorem="nfp_theorem4",
+            theorem="nfp-theorem4",
             function=sparse_lipschitz_lower_bound,
             description="Lipschitz lower bound L_NFP",
         ),
         BoundFunction(
             quantity="p",
-            theorem="bs_theorem3",
+            theorem="bs-theorem3",
             function=required_parameter_count,
             description="smallest parameter count allowing an L-Lipschitz fit",
         ),
         BoundFunction(
             quantity="p_eff",
-            theorem="nfp_theorem4",
+            theorem="nfp-theorem4",
             function=required_effective_parameter_count,
             description="smallest effective parameter count (bits) allowing an L-Lipschitz fit",
         ),
         BoundFunction(
             quantity="n",
-            theorem="bs_theorem3",
+            theorem="bs-theorem3",
             function=max_robust_samples,
             description="largest sample size allowing an L-Lipschitz fit",
         ),
         BoundFunction(
             quantity="n",
-            theorem="nfp_theorem4",
+            theorem="nfp-theorem4",
             function=sparse_max_robust_samples,
             description="largest sample size allowing an L-Lipschitz fit",
         ),

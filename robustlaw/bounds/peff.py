@@ -8,9 +8,8 @@ is the idealized value of THEORY §3.6.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
 from robustlaw.bounds._core import as_arrays, compute, finish
@@ -23,8 +22,6 @@ __all__ = [
     "mask_entropy_upper_bound",
     "p_eff_informal",
 ]
-
-ArrayLike = Any
 
 
 def effective_parameter_count(

@@ -287,7 +287,7 @@ def _nfp_steps() -> tuple[Step, ...]:
     )
 
 
-_DERIVATIONS = {"bs_theorem3": _bs_steps, "nfp_theorem4": _nfp_steps}
+_DERIVATIONS = {"bs-theorem3": _bs_steps, "nfp-theorem4": _nfp_steps}
 
 
 @functools.cache
@@ -296,7 +296,7 @@ def derivation(theorem: str) -> tuple[Step, ...]:
 
     Parameters
     ----------
-    theorem : {"bs_theorem3", "nfp_theorem4"}
+    theorem : {"bs-theorem3", "nfp-theorem4"}
         Which derivation (THEORY §2.3 proof skeleton, §3.4 proof outline).
 
     Returns
@@ -306,7 +306,7 @@ def derivation(theorem: str) -> tuple[Step, ...]:
 
     Examples
     --------
-    >>> all(step.holds() for step in derivation("bs_theorem3"))
+    >>> all(step.holds() for step in derivation("bs-theorem3"))
     True
     """
     return get_registered(_DERIVATIONS, theorem, "derivation")()

@@ -104,7 +104,7 @@ def _format_text(result: dict) -> str:
 def handler(args: argparse.Namespace) -> int:
     """Compute the requested quantity and print it with its inputs and assumption checks."""
     quantity = _SOLVE[args.solve]
-    theorem = "nfp_theorem4" if args.p_eff is not None or quantity == "p_eff" else "bs_theorem3"
+    theorem = "nfp-theorem4" if args.p_eff is not None or quantity == "p_eff" else "bs-theorem3"
     entry = BOUNDS.get((quantity, theorem))
     if entry is None:
         flags = {q: flag for flag, q in _SOLVE.items()}

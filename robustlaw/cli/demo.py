@@ -62,9 +62,9 @@ def run_demo(out: Path, *, preset: str, device: str, threads: int | None) -> lis
 
     Returns the written paths (store first, then figures).
     """
-    from robustlaw.compare import band_table, draw_experiment_figures, format_table, slope_table
+    from robustlaw.compare import band_table, format_table, slope_table
     from robustlaw.errors import ValidationError
-    from robustlaw.experiments import load, run
+    from robustlaw.experiments import draw_figures, load, run
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -85,7 +85,7 @@ def run_demo(out: Path, *, preset: str, device: str, threads: int | None) -> lis
         slopes = [r for r in slope_table(results, as_frame=False) if r["y"] == "lip_lower"]
         print("\nLog-log slope of the lower estimate (the law predicts -0.5):")
         print(format_table(slopes, SLOPE_COLUMNS))
-        paths += draw_experiment_figures(store, name, out / "figures", preset=preset)
+        paths += draw_figures(store, name, out / "figures", preset=preset)
     return paths
 
 

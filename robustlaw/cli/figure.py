@@ -20,9 +20,9 @@ def register(subparsers) -> None:
 
 def handler(args: argparse.Namespace) -> int:
     """Draw the figures and print their paths."""
-    from robustlaw.compare.figures import draw_experiment_figures
+    from robustlaw.experiments import draw_figures
 
-    paths = draw_experiment_figures(
+    paths = draw_figures(
         args.store,
         args.name,
         Path(args.out),

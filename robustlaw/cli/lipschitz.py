@@ -10,6 +10,7 @@ FILE may be
   per member);
 - a torch state dict (``.pt``) of an ``nn.Sequential`` MLP.
 
+``--method`` is a name of ``LIPSCHITZ_METHODS`` (``lipsdp-neuron`` by default).
 ``--method gradient`` on a file without data evaluates random points ``N(0, I/d)`` at several
 scales, drawn from ``--seed`` (0 by default), so the output is reproducible.
 """
@@ -23,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["handler", "load_network", "register"]
+from robustlaw.errors import ValidationError
 
-METHODS = ("gradient", "spectral", "eclipse", "lipsdp")
+__all__ = ["handler", "load_network", "register"]
 
 
 def _trailing_int(key: str) -> int | None:
@@ -34,8 +35,6 @@ def _trailing_int(key: str) -> int | None:
 
 
 def _load_npz(path: Path):
-    from robustlaw.errors import ValidationError
-
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
     if any(k.endswith(".weight") for k in arrays):
@@ -53,7 +52,6 @@ def _load_pt(path: Path):
     import torch
 
     from robustlaw.empirical.ensemble_io import load_ensemble
-    from robustlaw.errors import ValidationError
 
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -72,8 +70,6 @@ def load_network(path: str | Path):
     """Read FILE (see the module docstring) into something ``as_network`` accepts."""
     import scipy.io
 
-    from robustlaw.errors import ValidationError
-
     path = Path(path)
     if not path.is_file():
         raise ValidationError(f"FILE {str(path)!r} does not exist")
@@ -90,23 +86,20 @@ def load_network(path: str | Path):
     raise ValidationError(f"FILE must end in .npz, .mat, .pt or .pth, got {path.name!r}")
 
 
-def _options(args):
-    from robustlaw.empirical.lipschitz import (
-        EclipseOptions,
-        GradientOptions,
-        LipSDPMethodOptions,
-        SpectralOptions,
-    )
+def _options(args, name: str):
+    """The method's options, with ``--activation`` and ``--solver`` where it has such fields."""
+    import dataclasses
 
-    build = {
-        "gradient": lambda: GradientOptions(),
-        "spectral": lambda: SpectralOptions(),
-        "eclipse": lambda: EclipseOptions(fast=args.fast, activation=args.activation),
-        "lipsdp": lambda: LipSDPMethodOptions(
-            variant=args.variant, backend=args.backend, activation=args.activation
-        ),
-    }
-    return build[args.method]()
+    from robustlaw._validation import get_registered
+    from robustlaw.empirical.lipschitz import LIPSCHITZ_METHODS
+
+    entry = get_registered(LIPSCHITZ_METHODS, name, "Lipschitz method")
+    fields = {f.name for f in dataclasses.fields(entry.options)}
+    given = {"activation": args.activation, "solver": args.solver}
+    for flag, value in given.items():
+        if value is not None and flag not in fields:
+            raise ValidationError(f"--{flag} does not apply to --method {name}")
+    return entry.options(**{k: v for k, v in given.items() if v is not None})
 
 
 def handler(args: argparse.Namespace) -> int:
@@ -115,11 +108,11 @@ def handler(args: argparse.Namespace) -> int:
 
     from robustlaw.empirical.lipschitz import estimate_lipschitz
 
-    net = load_network(args.file)
+    options = _options(args, args.method)
     est = estimate_lipschitz(
-        net,
         args.method,
-        _options(args),
+        load_network(args.file),
+        options,
         generator=torch.Generator().manual_seed(args.seed),
         raise_on_failure=True,
     )
@@ -143,20 +136,20 @@ def register(subparsers) -> None:
         description=__doc__.splitlines()[0],
     )
     p.add_argument("file", metavar="FILE", help="a .npz, .mat, saved ensemble or state dict")
-    p.add_argument("--method", choices=METHODS, default="lipsdp", help="which estimate")
     p.add_argument(
-        "--variant", choices=("neuron", "layer"), default="neuron", help="LipSDP multipliers"
+        "--method",
+        default="lipsdp-neuron",
+        help="gradient, spectral, eclipse-fast, eclipse, lipsdp-layer or lipsdp-neuron (default)",
     )
     p.add_argument(
-        "--backend", choices=("auto", "fast", "cvxpy"), default="auto", help="LipSDP solver path"
+        "--activation", default=None, help="activation name (default: the model's; not spectral)"
     )
     p.add_argument(
-        "--fast",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="ECLipsE-Fast closed form (--no-fast: ECLipsE per-layer SDPs)",
+        "--solver",
+        default=None,
+        help="lipsdp-*: 'ipm' (default) or a cvxpy solver; eclipse: 'torch' (default) or a cvxpy "
+        "solver",
     )
-    p.add_argument("--activation", default=None, help="activation name (default: the model's)")
     p.add_argument("--seed", type=int, default=0, help="seed of random points (gradient)")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.set_defaults(func=handler)

@@ -8,23 +8,19 @@ apply only inside :func:`matplotlib.rc_context`.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from collections.abc import Sequence
-from functools import partial
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from robustlaw.compare.tables import LAW_SLOPE, records, slope_table
+from robustlaw.compare.tables import LAW_SLOPE, slope_table
+from robustlaw.io import FIGURE_DPI, rows_of
 
 __all__ = [
     "STYLE",
     "band_figure",
-    "draw_experiment_figures",
     "ratio_figure",
-    "save_figure",
     "slopes_figure",
 ]
 
@@ -33,7 +29,7 @@ STYLE = {
     "axes.titlesize": 10,
     "axes.labelsize": 9,
     "legend.fontsize": 7,
-    "figure.dpi": 110,
+    "figure.dpi": FIGURE_DPI,
     "axes.grid": True,
     "grid.alpha": 0.3,
 }
@@ -105,7 +101,7 @@ def band_figure(results: Any, *, x: str = "kept", axes: Sequence[Any] | None = N
     """
     import matplotlib as mpl
 
-    rows = [r for r in records(results) if r.get("fit_below_noise")] or records(results)
+    rows = [r for r in rows_of(results) if r.get("fit_below_noise")] or rows_of(results)
     methods = _by(rows, "method")
     with mpl.rc_context(STYLE):
         fig, axs = _new_axes(len(methods), axes)
@@ -136,7 +132,7 @@ def slopes_figure(results: Any, *, ax: Any = None):
     """Fitted log-log slopes (with confidence intervals) per method, against the law's -1/2."""
     import matplotlib as mpl
 
-    table = records(slope_table(results, as_frame=False))
+    table = rows_of(slope_table(results, as_frame=False))
     with mpl.rc_context(STYLE):
         fig, (ax,) = _new_axes(1, None if ax is None else [ax], width=5.0)
         methods = sorted({r["method"] for r in table})
@@ -166,7 +162,7 @@ def ratio_figure(results: Any, *, ax: Any = None):
     """Measured lower estimate divided by the No Free Prune bound, against density per method."""
     import matplotlib as mpl
 
-    rows = [r for r in records(results) if r.get("fit_below_noise")] or records(results)
+    rows = [r for r in rows_of(results) if r.get("fit_below_noise")] or rows_of(results)
     rows = [{**r, "ratio": r["lip_lower"] / r["bound_nfp"]} for r in rows if r.get("lip_lower")]
     with mpl.rc_context(STYLE):
         fig, (ax,) = _new_axes(1, None if ax is None else [ax], width=5.0)
@@ -182,44 +178,3 @@ def ratio_figure(results: Any, *, ax: Any = None):
         ax.set(ylabel="lip_lower / NFP bound", title="Measured-to-bound ratio")
         ax.legend(loc="best")
     return fig
-
-
-def save_figure(fig: Any, stem: Path) -> list[Path]:
-    """Save ``fig`` as ``stem.png`` and ``stem.pdf``, each written atomically."""
-    from robustlaw.experiments.export import atomic_write
-
-    paths = []
-    for ext in ("png", "pdf"):
-        path = stem.with_suffix(f".{ext}")
-        save = partial(fig.savefig, format=ext, bbox_inches="tight", dpi=STYLE["figure.dpi"])
-        paths.append(atomic_write(path, save))
-    return paths
-
-
-def draw_experiment_figures(
-    store: str | os.PathLike,
-    name: str,
-    out_dir: str | os.PathLike,
-    *,
-    preset: str | None = None,
-    settings_hash: str | None = None,
-) -> list[Path]:
-    """Draw every figure experiment ``name`` defines from ``store`` into ``out_dir``.
-
-    Returns the written PNG and PDF paths.
-    """
-    from robustlaw.errors import ValidationError
-    from robustlaw.experiments import get_experiment, load
-
-    experiment = get_experiment(name)
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        try:
-            out_dir.mkdir(parents=True)
-        except OSError as err:
-            raise ValidationError(f"cannot create output folder {str(out_dir)!r}: {err}") from None
-    results = load(store, name, preset=preset, settings_hash=settings_hash, as_frame=False)
-    paths = []
-    for fig_name, draw in experiment.figures.items():
-        paths += save_figure(draw(results), out_dir / f"{name}-{fig_name}")
-    return paths

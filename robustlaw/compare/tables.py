@@ -1,9 +1,10 @@
 """Measured-versus-bound tables of ``lor-scaling``-style results.
 
-Input is what :func:`robustlaw.experiments.load` returns (a DataFrame or a list of dicts), one
-row per trained member with at least ``method``, ``density``, ``n``, ``d``, ``width``,
-``kept``, ``p_eff``, ``lip_lower``, ``lip_upper``, ``bound_bs``, ``bound_nfp`` and
-``fit_below_noise``. Outputs are DataFrames when pandas is installed, else lists of dicts.
+Pure functions of a result table: input is a DataFrame or a list of dicts (what
+:func:`robustlaw.experiments.load` returns), one row per trained member with at least
+``method``, ``density``, ``n``, ``d``, ``width``, ``kept``, ``p_eff``, ``lip_lower``,
+``lip_upper``, ``bound_bs``, ``bound_nfp`` and ``fit_below_noise``. Outputs are DataFrames
+when pandas is installed, else lists of dicts.
 """
 
 from __future__ import annotations
@@ -16,23 +17,14 @@ from typing import Any
 import numpy as np
 
 from robustlaw.errors import ValidationError
-from robustlaw.experiments.api import to_frame
+from robustlaw.io import rows_of, to_frame
 
-__all__ = ["LAW_SLOPE", "band_table", "fit_slope", "format_table", "records", "slope_table"]
+__all__ = ["LAW_SLOPE", "band_table", "fit_slope", "format_table", "slope_table"]
 
 LAW_SLOPE = -0.5
 """The log-log slope of the minimal Lipschitz constant against p (or p_eff) the law predicts."""
 
 GROUP_KEYS = ("method", "density", "width", "n", "d")
-
-
-def records(results: Any) -> list[dict[str, Any]]:
-    """Return ``results`` (DataFrame or iterable of dicts) as dicts, with NaN mapped to None."""
-    rows = results.to_dict("records") if hasattr(results, "to_dict") else list(results)
-    return [
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
-        for r in rows
-    ]
 
 
 def _require(rows: list[dict[str, Any]], columns: Iterable[str]) -> None:
@@ -65,7 +57,7 @@ def band_table(results: Any, *, as_frame: bool | None = None):
     >>> band_table(rows, as_frame=False)[0]["ratio_nfp"]
     2000.0
     """
-    rows = records(results)
+    rows = rows_of(results)
     cols = ("kept", "p_eff", "lip_lower", "lip_upper", "bound_bs", "bound_nfp", "fit_below_noise")
     _require(rows, GROUP_KEYS + cols)
     groups: dict[tuple, list] = defaultdict(list)
@@ -155,7 +147,7 @@ def slope_table(
     members that fit below the noise level (the theorems' condition) enter. ``law_in_ci`` says
     whether the interval contains the law's slope -1/2.
     """
-    rows = [r for r in records(results) if r.get("fit_below_noise") or not fitted_only]
+    rows = [r for r in rows_of(results) if r.get("fit_below_noise") or not fitted_only]
     _require(rows, ("method", "n", "d", *xs, *ys))
     by_method: dict[str, list] = defaultdict(list)
     for r in rows:
@@ -195,7 +187,7 @@ def format_table(results: Any, columns: Sequence[str]) -> str:
     1   0.1235
     22  -
     """
-    rows = records(results)
+    rows = rows_of(results)
 
     def cell(v: Any) -> str:
         if v is None:

@@ -29,7 +29,6 @@ from robustlaw.empirical.ensemble_io import (
     member_to_sequential,
     save_ensemble,
 )
-from robustlaw.empirical.losses import LOSSES
 from robustlaw.empirical.modules import (
     ModuleEnsemble,
     TwoPatchNet,
@@ -37,10 +36,13 @@ from robustlaw.empirical.modules import (
     init_module_ensemble,
     small_cnn,
 )
-from robustlaw.empirical.optim import OPTIMIZERS
-from robustlaw.empirical.stopping import STOPPING_RULES
 from robustlaw.empirical.torch_prune import from_torch_prune, to_torch_prune
 from robustlaw.empirical.training import (
+    GRADIENT_NOISES,
+    LOSSES,
+    OPTIMIZERS,
+    PENALTIES,
+    STOPPING_RULES,
     TrainOptions,
     TrainRecord,
     TrainResult,
@@ -50,9 +52,11 @@ from robustlaw.empirical.training import (
 
 __all__ = [
     "DATASETS",
+    "GRADIENT_NOISES",
     "INITIALIZERS",
     "LOSSES",
     "OPTIMIZERS",
+    "PENALTIES",
     "STOPPING_RULES",
     "Dataset",
     "Ensemble",

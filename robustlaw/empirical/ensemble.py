@@ -13,13 +13,13 @@ The forward pass is one batched matmul per layer, never a loop over members.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
 import torch
 
-from robustlaw._validation import check_seed, get_registered
+from robustlaw._validation import check_integer, check_seed, get_registered
 from robustlaw.errors import ValidationError
 
 __all__ = [
@@ -60,15 +60,15 @@ def _standard_normal(gen: torch.Generator, fan_out: int, fan_in: int):
 
 
 INITIALIZERS = {
-    "kaiming_uniform": _kaiming_uniform,
-    "kaiming_normal": _kaiming_normal,
-    "standard_normal": _standard_normal,
+    "kaiming-uniform": _kaiming_uniform,
+    "kaiming-normal": _kaiming_normal,
+    "standard-normal": _standard_normal,
 }
 """Weight and bias initializers, ``(generator, fan_out, fan_in) -> (weight, bias)`` in float64.
 
-``kaiming_uniform`` is ``nn.Linear``'s default: weight and bias from
-``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``. ``kaiming_normal`` is He et al. (2015):
-``N(0, 2/fan_in)`` weights, zero biases. ``standard_normal`` draws every entry from ``N(0, 1)``.
+``kaiming-uniform`` is ``nn.Linear``'s default: weight and bias from
+``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``. ``kaiming-normal`` is He et al. (2015):
+``N(0, 2/fan_in)`` weights, zero biases. ``standard-normal`` draws every entry from ``N(0, 1)``.
 """
 
 
@@ -92,7 +92,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValidationError(f"device must be 'cpu' or 'cuda[:i]', got {device!r}") from None
+        raise ValidationError(
+            f"device must be 'auto', 'cpu' or 'cuda[:i]', got {device!r}"
+        ) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValidationError(f"device={device!r} requested but no CUDA GPU is available")
     return dev
@@ -114,28 +116,40 @@ def masked_copy(
 
 
 def check_masks(
-    masks: dict[str, torch.Tensor],
-    params: dict[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    params: Mapping[str, torch.Tensor],
     *,
-    required: tuple[str, ...] | None = None,
+    required: Sequence[str] | None = None,
 ) -> None:
-    """Check that masks are boolean tensors of their parameters' shapes.
+    """Check that masks are boolean tensors of their parameters' shapes and devices.
+
+    The one mask validator of robustlaw: ensembles, training and pruning all call it.
 
     Parameters
     ----------
-    masks : dict of str to torch.Tensor
+    masks : mapping of str to torch.Tensor
         The masks to check; keys must be parameter names.
-    params : dict of str to torch.Tensor
+    params : mapping of str to torch.Tensor
         The parameters the masks belong to.
-    required : tuple of str, optional
+    required : sequence of str, optional
         If given, the mask keys must be exactly these.
 
     Raises
     ------
     ValidationError
-        Naming the key and what was expected.
+        Naming the key and what was expected: a missing or extra key, a mask that is not a
+        boolean tensor, or one whose shape or device differs from its parameter's.
+
+    Examples
+    --------
+    >>> w = {"0.weight": torch.zeros(1, 2, 3)}
+    >>> check_masks({"0.weight": torch.ones(1, 2, 3, dtype=torch.bool)}, w, required=["0.weight"])
+    >>> check_masks({"0.weight": torch.ones(1, 3, 2, dtype=torch.bool)}, w)
+    Traceback (most recent call last):
+    ...
+    robustlaw.errors.ValidationError: mask '0.weight' must have shape (1, 2, 3), got (1, 3, 2)
     """
-    if not isinstance(masks, dict):
+    if not isinstance(masks, Mapping):
         raise ValidationError(f"masks must be a dict of bool tensors, got {type(masks).__name__}")
     if required is not None and set(masks) != set(required):
         raise ValidationError(f"masks must have keys {sorted(required)}, got {sorted(masks)}")
@@ -174,16 +188,12 @@ class MLPSpec:
     layer_sizes: tuple[int, ...]
     activation: str = "relu"
     bias: bool = True
-    init: str = "kaiming_uniform"
+    init: str = "kaiming-uniform"
 
     def __post_init__(self) -> None:
-        sizes = tuple(self.layer_sizes)
-        if len(sizes) < 2 or any(
-            isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes
-        ):
-            raise ValidationError(
-                f"layer_sizes must be at least two positive integers, got {self.layer_sizes!r}"
-            )
+        sizes = tuple(check_integer(s, "layer_sizes entry", minimum=1) for s in self.layer_sizes)
+        if len(sizes) < 2:
+            raise ValidationError(f"layer_sizes must have at least two entries, got {sizes!r}")
         object.__setattr__(self, "layer_sizes", sizes)
         get_registered(ACTIVATIONS, self.activation, "activation")
         get_registered(INITIALIZERS, self.init, "init")

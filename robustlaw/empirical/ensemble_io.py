@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from robustlaw._validation import check_integer
 from robustlaw.empirical.ensemble import Ensemble, MLPSpec, resolve_device
 from robustlaw.errors import ValidationError
 
@@ -65,8 +66,7 @@ def member_to_sequential(ens: Ensemble, k: int) -> nn.Sequential:
       (2): Linear(in_features=4, out_features=1, bias=True)
     )
     """
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < ens.n_members:
-        raise ValidationError(f"k must be an integer in [0, {ens.n_members}), got {k!r}")
+    k = check_integer(k, "k", minimum=0, maximum=ens.n_members - 1)
     spec = ens.spec
     layers: list[nn.Module] = []
     for l, name in enumerate(spec.weight_names()):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from robustlaw._validation import check_choice, check_seed, get_registered
+from robustlaw._validation import check_choice, check_integer, check_seed, get_registered
 from robustlaw.empirical.ensemble import check_masks, masked_copy, resolve_device
 from robustlaw.errors import ValidationError
 
@@ -59,22 +59,19 @@ class TwoPatchNet(nn.Module):
         Filters per class.
     n_classes : int
         Number of classes (2 for the binary model; class 0 is label -1).
-    activation : {"relu", "relu_q"}
+    activation : {"relu", "relu-q"}
         ReLU, or ReLU to the power ``q``.
     q : int
-        The power of ``relu_q``.
+        The power of ``relu-q``.
     """
 
     def __init__(
         self, d: int, m: int, n_classes: int = 2, activation: str = "relu", q: int = 3
     ) -> None:
         super().__init__()
-        check_choice(activation, "activation", ("relu", "relu_q"))
-        for name, value in (("d", d), ("m", m), ("n_classes", n_classes), ("q", q)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValidationError(f"{name} must be a positive integer, got {value!r}")
-        if n_classes < 2:
-            raise ValidationError(f"n_classes must be at least 2, got {n_classes}")
+        check_choice(activation, "activation", ("relu", "relu-q"))
+        d, m, q = (check_integer(v, name, minimum=1) for v, name in ((d, "d"), (m, "m"), (q, "q")))
+        n_classes = check_integer(n_classes, "n_classes", minimum=2)
         self.d, self.m, self.n_classes, self.q = d, m, n_classes, q
         self.power = 1 if activation == "relu" else q
         self.weight = nn.Parameter(torch.empty(n_classes * m, d))
@@ -124,12 +121,12 @@ def _normal(gen, name, shape, fan_in, std):
 
 
 MODULE_INITIALIZERS: dict[str, Callable] = {
-    "kaiming_uniform": _torch_default,
+    "kaiming-uniform": _torch_default,
     "normal": _normal,
 }
 """Per-tensor initializers ``(generator, name, shape, fan_in, std) -> float64 tensor``.
 
-``kaiming_uniform`` is torch's default for Linear and Conv layers, weights and biases from
+``kaiming-uniform`` is torch's default for Linear and Conv layers, weights and biases from
 ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with ``fan_in`` the weight's entries per output unit;
 ``normal`` draws ``N(0, std^2)`` (Yang et al.: ``std = sigma_0``).
 """
@@ -261,7 +258,7 @@ def init_module_ensemble(
     seeds: Sequence[int],
     *,
     example_ndim: int = 1,
-    init: str = "kaiming_uniform",
+    init: str = "kaiming-uniform",
     init_std: float = 1.0,
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
@@ -276,7 +273,7 @@ def init_module_ensemble(
         One seed per member.
     example_ndim : int
         Dimensions of one input example.
-    init : {"kaiming_uniform", "normal"}
+    init : {"kaiming-uniform", "normal"}
         A key of :data:`MODULE_INITIALIZERS`.
     init_std : float
         Standard deviation for ``init="normal"``.

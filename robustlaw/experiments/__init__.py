@@ -1,19 +1,25 @@
 """Named, resumable experiments stored in SQLite, run locally or on Ray.
 
+An experiment is a plugin (:class:`Experiment`): settings with presets, ``expand`` into work
+units, ``measure`` into typed records, and figures. :func:`register` adds one, :func:`run`
+runs it into a store and :func:`load` reads it back.
+
 >>> from robustlaw.experiments import get_experiment
 >>> sorted(get_experiment("lor-scaling").presets)
 ['default', 'paper', 'tiny']
 """
 
-from robustlaw.experiments.api import RunSummary, load, resolve_device, run, to_frame
+from robustlaw.experiments.api import RunSummary, load, run
 from robustlaw.experiments.executors import EXECUTORS
+from robustlaw.experiments.export import export
+from robustlaw.experiments.figures import draw_figures
 from robustlaw.experiments.keys import canonical_json, settings_hash
+from robustlaw.experiments.records import Column, record_columns
 from robustlaw.experiments.registry import (
     EXPERIMENTS,
+    KEY_COLUMNS,
     PRESET_NAMES,
     Experiment,
-    MemberResult,
-    UnitResult,
     WorkUnit,
     get_experiment,
     list_experiments,
@@ -24,21 +30,22 @@ from robustlaw.experiments.store import SCHEMA_VERSION, Store
 __all__ = [
     "EXECUTORS",
     "EXPERIMENTS",
+    "KEY_COLUMNS",
     "PRESET_NAMES",
     "SCHEMA_VERSION",
+    "Column",
     "Experiment",
-    "MemberResult",
     "RunSummary",
     "Store",
-    "UnitResult",
     "WorkUnit",
     "canonical_json",
+    "draw_figures",
+    "export",
     "get_experiment",
     "list_experiments",
     "load",
+    "record_columns",
     "register",
-    "resolve_device",
     "run",
     "settings_hash",
-    "to_frame",
 ]

@@ -13,15 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import robustlaw
-from robustlaw._validation import check_choice, get_registered
+from robustlaw._validation import check_integer, get_registered
 from robustlaw.errors import ValidationError
 from robustlaw.experiments.executors import EXECUTORS, ExecutionOptions
 from robustlaw.experiments.keys import canonical_json
 from robustlaw.experiments.keys import settings_hash as hash_settings
 from robustlaw.experiments.registry import get_experiment
 from robustlaw.experiments.store import Store
+from robustlaw.io import to_frame
 
-__all__ = ["RunSummary", "load", "resolve_device", "run", "to_frame"]
+__all__ = ["RunSummary", "load", "run"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,25 +55,6 @@ class RunSummary:
     n_skipped: int
     n_run: int
     wall_time_s: float
-
-
-def resolve_device(device: str) -> str:
-    """Map ``"auto"`` to ``"cuda"`` when a GPU is present (else ``"cpu"``); check the others.
-
-    Raises
-    ------
-    ValidationError
-        For an unknown device or ``"cuda"`` without a GPU.
-
-    Examples
-    --------
-    >>> resolve_device("cpu")
-    'cpu'
-    """
-    from robustlaw.empirical.ensemble import resolve_device as resolve_torch_device
-
-    check_choice(device.split(":")[0], "device", ("auto", "cpu", "cuda"))
-    return str(resolve_torch_device(device))
 
 
 @functools.cache
@@ -145,11 +127,9 @@ def run(
     execute = get_registered(EXECUTORS, executor, "executor")
     if address is not None and executor != "ray":
         raise ValidationError(f"address is only used by executor 'ray', got executor {executor!r}")
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
-    ):
-        raise ValidationError(f"threads must be a positive integer or None, got {threads!r}")
-    device = resolve_device(device)
+    if threads is not None:
+        check_integer(threads, "threads", minimum=1)
+    device = _resolve_device(device)
     progress = sys.stderr.isatty() if progress is None else progress
     key = hash_settings(name, settings)
     units = experiment.expand(settings)
@@ -170,14 +150,14 @@ def run(
         options = ExecutionOptions(
             device=device, progress=progress, address=address, threads=threads
         )
-        for unit, result, seconds in execute(experiment, settings, todo, options):
+        for unit, records, seconds in execute(experiment, settings, todo, options):
             ran += db.write_unit(
-                experiment=name,
+                experiment=experiment,
                 settings_hash=key,
                 settings_json=canonical_json(settings),
                 unit=unit,
-                members=result.members,
-                provenance={**provenance, "dtype": result.dtype, "wall_time_s": seconds},
+                records=records,
+                provenance={**provenance, "wall_time_s": seconds},
             )
     return RunSummary(
         experiment=name,
@@ -191,6 +171,12 @@ def run(
         n_run=ran,
         wall_time_s=time.perf_counter() - start,
     )
+
+
+def _resolve_device(device: str) -> str:
+    from robustlaw.empirical.ensemble import resolve_device
+
+    return str(resolve_device(device))
 
 
 def _torch_version() -> str:
@@ -233,8 +219,8 @@ def load(
     Returns
     -------
     pandas.DataFrame or list of dict
-        One row per member: experiment, settings_hash, package_version, unit_key, unit_index,
-        member, method, density, seed, provenance columns, then the metrics.
+        One row per stored record: the key and provenance columns
+        (:data:`~robustlaw.experiments.registry.KEY_COLUMNS`), then the record's fields.
 
     Raises
     ------
@@ -273,16 +259,3 @@ def load(
         version = None if include_all else robustlaw.__version__
         rows = db.records(name, settings_hash=settings_hash, package_version=version)
     return to_frame(rows, as_frame=as_frame)
-
-
-def to_frame(rows: list[dict[str, Any]], *, as_frame: bool | None = None):
-    """Return ``rows`` as a pandas DataFrame when pandas is installed (or ``as_frame``)."""
-    if as_frame is False:
-        return rows
-    try:
-        import pandas as pd
-    except ImportError:
-        if as_frame:
-            raise ValidationError("as_frame=True needs pandas: pip install pandas") from None
-        return rows
-    return pd.DataFrame.from_records(rows)

@@ -1,4 +1,4 @@
-"""Executors: how work units run. Each yields ``(unit, result, wall_time_s)`` as units finish.
+"""Executors: how work units run. Each yields ``(unit, records, wall_time_s)`` as units finish.
 
 The driver (:func:`robustlaw.experiments.api.run`) alone writes the store, so executors never
 touch it. ``local`` runs the units one after another in this process; ``ray`` runs them as Ray
@@ -18,13 +18,13 @@ from typing import Any
 from tqdm import tqdm
 
 from robustlaw.errors import ValidationError
-from robustlaw.experiments.registry import Experiment, UnitResult, WorkUnit
+from robustlaw.experiments.registry import Experiment, WorkUnit
 
 __all__ = ["EXECUTORS", "ExecutionOptions", "run_local", "run_ray", "torch_threads"]
 
 logger = logging.getLogger(__name__)
 
-Finished = tuple[WorkUnit, UnitResult, float]
+Finished = tuple[WorkUnit, tuple[Any, ...], float]
 
 
 @contextlib.contextmanager
@@ -71,13 +71,13 @@ class ExecutionOptions:
 
 
 def _timed(experiment: Experiment, settings: Any, unit: WorkUnit, options) -> tuple:
-    """Run one unit with the requested threads; return its result and wall time in seconds."""
+    """Measure one unit with the requested threads; return its records and wall time (s)."""
     with torch_threads(options.threads):
         start = time.perf_counter()
-        result = experiment.run_unit(
+        records = experiment.measure(
             settings, unit, device=options.device, progress=options.progress
         )
-        return result, time.perf_counter() - start
+        return tuple(records), time.perf_counter() - start
 
 
 def _bar(experiment: Experiment, units: Sequence[WorkUnit], options: ExecutionOptions):

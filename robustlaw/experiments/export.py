@@ -4,34 +4,13 @@ from __future__ import annotations
 
 import csv
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from robustlaw.errors import ValidationError
 from robustlaw.experiments.api import load
+from robustlaw.io import atomic_write, ensure_folder
 
-__all__ = ["atomic_write", "export"]
-
-
-def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it to ``path``.
-
-    An interruption leaves either the old file or the new one, never half of one.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+__all__ = ["export"]
 
 
 def _columns(rows: list[dict[str, Any]]) -> list[str]:
@@ -56,6 +35,8 @@ def export(
 ) -> list[Path]:
     """Write ``<name>.csv`` (and ``<name>.parquet`` with pyarrow) into ``out_dir``.
 
+    ``out_dir`` is created when missing, as :func:`~robustlaw.experiments.draw_figures` does.
+
     The rows are those :func:`robustlaw.experiments.load` returns with the same selection.
     Floats are written with ``repr`` precision, so they read back bitwise.
 
@@ -64,9 +45,7 @@ def export(
     list of pathlib.Path
         The files written.
     """
-    out_dir = Path(out_dir)
-    if not out_dir.is_dir():
-        raise ValidationError(f"output folder {str(out_dir)!r} does not exist")
+    out_dir = ensure_folder(out_dir)
     rows = load(
         store,
         name,

@@ -1,28 +1,30 @@
-"""The registry of named experiments and the records an experiment is made of.
+"""The registry of named experiments: the plugin shape every experiment has.
 
 An experiment is data (open_lth's "what to run"): a frozen settings dataclass, named presets
 (``tiny``: seconds, used in tests; ``default``: minutes on a laptop CPU; ``paper``: the
-published scale, for a GPU), a function that expands settings into :class:`WorkUnit` s, and a
-function that runs one unit. How units run (:mod:`robustlaw.experiments.executors`) and where
-results go (:mod:`robustlaw.experiments.store`) live elsewhere.
+published scale, for a GPU), a function that expands settings into :class:`WorkUnit` s, a
+function that measures one unit into records of the experiment's own record type, and its
+figures. How units run (:mod:`robustlaw.experiments.executors`) and where results go
+(:mod:`robustlaw.experiments.store`) live elsewhere. A user registers an experiment of their
+own with :func:`register`, without touching the framework.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from robustlaw._validation import get_registered
 from robustlaw.errors import ValidationError
+from robustlaw.experiments.records import Column, record_columns
 
 __all__ = [
     "EXPERIMENTS",
     "PRESET_NAMES",
     "Experiment",
-    "MemberResult",
-    "UnitResult",
+    "KEY_COLUMNS",
     "WorkUnit",
     "get_experiment",
     "list_experiments",
@@ -34,13 +36,27 @@ PRESET_NAMES = ("tiny", "default", "paper")
 
 _BUILTIN_MODULES = ("robustlaw.experiments.lor_scaling",)
 
+KEY_COLUMNS = (
+    "experiment",
+    "settings_hash",
+    "package_version",
+    "unit_key",
+    "unit_index",
+    "row",
+    "git_revision",
+    "torch_version",
+    "device",
+    "wall_time_s",
+)
+"""The columns every loaded row starts with (where it came from); record fields follow."""
+
 EXPERIMENTS: dict[str, Experiment] = {}
 """Registered experiments by name (filled on first use by :func:`get_experiment`)."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class WorkUnit:
-    """One ensemble to train and measure: the unit of work, storage and resumption.
+    """One independent job (e.g. one ensemble): the unit of work, storage and resumption.
 
     Attributes
     ----------
@@ -58,56 +74,33 @@ class WorkUnit:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MemberResult:
-    """The measurements of one ensemble member.
-
-    Attributes
-    ----------
-    method : str
-        The member's pruning method (``"dense"`` for unpruned networks).
-    density : float
-        Fraction of prunable weights kept, in (0, 1].
-    seed : int
-        The member's seed.
-    metrics : dict of str to (float, int, bool, str or None)
-        Named measurements; units belong in the experiment's documentation.
-    """
-
-    method: str
-    density: float
-    seed: int
-    metrics: Mapping[str, float | int | bool | str | None]
-
-
-@dataclass(frozen=True, kw_only=True)
-class UnitResult:
-    """What running one work unit returns: its members' results and the dtype it used."""
-
-    members: tuple[MemberResult, ...]
-    dtype: str
-
-
-@dataclass(frozen=True, kw_only=True)
 class Experiment:
-    """A named experiment.
+    """A named experiment: what to run, split into units, and what each unit measures.
+
+    The framework knows nothing about networks, pruning or Lipschitz constants: an experiment
+    brings its settings, its work units, its record type and its figures.
 
     Attributes
     ----------
     name : str
-        The registry key, e.g. ``"lor-scaling"``.
+        The registry key, e.g. ``"lor-scaling"`` (words joined by hyphens).
     description : str
         One line for ``robustlaw experiments``.
     settings_cls : type
         The frozen settings dataclass.
     presets : dict of str to settings
-        At least ``tiny``, ``default`` and ``paper``.
+        At least ``tiny`` (seconds, run by the tests), ``default`` (minutes on a laptop CPU)
+        and ``paper`` (the published scale, for a GPU).
     expand : callable
-        ``expand(settings) -> tuple[WorkUnit, ...]``.
-    run_unit : callable
-        ``run_unit(settings, unit, *, device, progress) -> UnitResult``; must be importable
-        (module level) so that Ray workers can run it.
+        ``expand(settings) -> tuple[WorkUnit, ...]``; unit keys must be unique.
+    measure : callable
+        ``measure(settings, unit, *, device, progress) -> sequence of records``, each an
+        instance of ``record_type``. Module level, so that Ray workers can import it.
+    record_type : type
+        A frozen dataclass whose fields are ``int``, ``float``, ``bool`` or ``str`` (optionally
+        ``| None``); the store derives its columns from it and checks every row.
     figures : dict of str to callable
-        ``name -> function(results) -> matplotlib Figure``; what ``robustlaw figure`` draws.
+        ``name -> function(rows) -> matplotlib Figure``; what ``robustlaw figure`` draws.
     """
 
     name: str
@@ -115,7 +108,8 @@ class Experiment:
     settings_cls: type
     presets: Mapping[str, Any]
     expand: Callable[[Any], tuple[WorkUnit, ...]]
-    run_unit: Callable[..., UnitResult]
+    measure: Callable[..., Sequence[Any]]
+    record_type: type
     figures: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -127,6 +121,17 @@ class Experiment:
                 raise ValidationError(
                     f"preset {preset!r} of {self.name!r} must be a {self.settings_cls.__name__}"
                 )
+        clash = {c.name for c in self.columns} & set(KEY_COLUMNS)
+        if clash:
+            raise ValidationError(
+                f"record {self.record_type.__name__} of {self.name!r} has fields {sorted(clash)} "
+                "that the store uses for its own columns"
+            )
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        """The store columns derived from :attr:`record_type`."""
+        return record_columns(self.record_type)
 
     def preset(self, name: str) -> Any:
         """Return the settings of a preset; an unknown name lists the valid ones."""

@@ -1,10 +1,13 @@
 """The SQLite result store: versioned schema, WAL mode, one transaction per work unit.
 
+Each experiment's rows live in a table whose columns come from its record type
+(:mod:`robustlaw.experiments.records`): one typed SQLite column per record field, named
+``records_<hash>`` after the experiment and its columns, and described in ``record_tables``.
 Each finished work unit is written in one ``BEGIN IMMEDIATE ... COMMIT`` transaction: its row in
-``units`` (the completion marker) and one row per member in ``results``. A process killed at any
+``units`` (the completion marker, with its provenance) and its records. A process killed at any
 moment leaves either the whole unit or nothing, so a later run completes exactly the missing
-units. Floats are stored as SQLite REAL or as JSON written with ``repr`` precision; both
-round-trip bitwise.
+units. Floats are stored as SQLite REAL and round-trip bitwise; every row is checked against
+its record type before the transaction starts.
 
 Every key includes the experiment, the settings hash and the package version, so results of
 different settings or versions never overwrite or mix with each other.
@@ -12,6 +15,7 @@ different settings or versions never overwrite or mix with each other.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -20,47 +24,41 @@ from pathlib import Path
 from typing import Any
 
 from robustlaw.errors import ValidationError
-from robustlaw.experiments.registry import MemberResult, WorkUnit
+from robustlaw.experiments.records import Column, from_stored, record_row
+from robustlaw.experiments.registry import KEY_COLUMNS, Experiment, WorkUnit
 
 __all__ = ["SCHEMA_VERSION", "Store"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS record_tables (
+    table_name TEXT PRIMARY KEY, experiment TEXT NOT NULL, record_type TEXT NOT NULL,
+    columns_json TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS units (
     experiment TEXT NOT NULL, settings_hash TEXT NOT NULL, package_version TEXT NOT NULL,
     unit_key TEXT NOT NULL, unit_index INTEGER NOT NULL, unit_json TEXT NOT NULL,
-    settings_json TEXT NOT NULL, finished_at TEXT NOT NULL,
+    settings_json TEXT NOT NULL, record_table TEXT NOT NULL, git_revision TEXT,
+    torch_version TEXT, device TEXT NOT NULL, wall_time_s REAL NOT NULL,
+    finished_at TEXT NOT NULL,
     PRIMARY KEY (experiment, settings_hash, package_version, unit_key)
-);
-CREATE TABLE IF NOT EXISTS results (
-    experiment TEXT NOT NULL, settings_hash TEXT NOT NULL, package_version TEXT NOT NULL,
-    unit_key TEXT NOT NULL, unit_index INTEGER NOT NULL, member INTEGER NOT NULL,
-    method TEXT NOT NULL, density REAL NOT NULL, seed INTEGER NOT NULL, metrics TEXT NOT NULL,
-    git_revision TEXT, torch_version TEXT, device TEXT NOT NULL, dtype TEXT NOT NULL,
-    wall_time_s REAL NOT NULL,
-    PRIMARY KEY (experiment, settings_hash, package_version, unit_key, member)
 );
 """
 
-COLUMNS = (
-    "experiment",
-    "settings_hash",
-    "package_version",
-    "unit_key",
-    "unit_index",
-    "member",
-    "method",
-    "density",
-    "seed",
-    "git_revision",
-    "torch_version",
-    "device",
-    "dtype",
-    "wall_time_s",
-)
-"""The fixed columns of a loaded result row; metrics follow as further columns."""
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def _record_table(experiment: Experiment) -> tuple[str, str]:
+    """The name of an experiment's record table and its column description (JSON)."""
+    columns = [[c.name, c.type.__name__, c.nullable] for c in experiment.columns]
+    text = json.dumps({"experiment": experiment.name, "columns": columns}, sort_keys=True)
+    return f"records_{hashlib.sha256(text.encode()).hexdigest()[:16]}", json.dumps(columns)
+
+
+def _columns_from_json(text: str) -> tuple[Column, ...]:
+    return tuple(Column(name=n, type=_TYPES[t], nullable=bool(z)) for n, t, z in json.loads(text))
 
 
 class Store:
@@ -160,51 +158,62 @@ class Store:
     def write_unit(
         self,
         *,
-        experiment: str,
+        experiment: Experiment,
         settings_hash: str,
         settings_json: str,
         unit: WorkUnit,
-        members: Iterable[MemberResult],
+        records: Iterable[Any],
         provenance: Mapping[str, Any],
     ) -> bool:
-        """Store one finished unit and its members in a single transaction.
+        """Store one finished unit and its records in a single transaction.
 
         ``provenance`` holds ``package_version``, ``git_revision``, ``torch_version``,
-        ``device``, ``dtype`` and ``wall_time_s``. Returns False (and writes nothing) when the
-        unit is already stored, e.g. by a concurrent run.
+        ``device`` and ``wall_time_s``. Every record is checked against the experiment's record
+        type first, so a bad row raises :class:`ValidationError` and writes nothing. Returns
+        False (and writes nothing) when the unit is already stored, e.g. by a concurrent run.
         """
-        head = (experiment, settings_hash, provenance["package_version"], unit.key, unit.index)
-        rows = [
-            (
-                *head,
-                i,
-                m.method,
-                float(m.density),
-                int(m.seed),
-                json.dumps(dict(m.metrics), sort_keys=True, allow_nan=True),
-                provenance["git_revision"],
-                provenance["torch_version"],
-                provenance["device"],
-                provenance["dtype"],
-                float(provenance["wall_time_s"]),
-            )
-            for i, m in enumerate(members)
-        ]
-        for m_row in rows:
-            clash = set(json.loads(m_row[9])) & set(COLUMNS)
-            if clash:
-                raise ValidationError(f"metric names {sorted(clash)} clash with store columns")
+        columns = experiment.columns
+        rows = [record_row(r, experiment.record_type, columns) for r in records]
+        table, columns_json = _record_table(experiment)
+        version = provenance["package_version"]
+        head = (settings_hash, version, unit.key)
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            conn.execute(
+                f'CREATE TABLE IF NOT EXISTS "{table}" (settings_hash TEXT NOT NULL, '
+                "package_version TEXT NOT NULL, unit_key TEXT NOT NULL, row INTEGER NOT NULL, "
+                f"{', '.join(c.declaration for c in columns)}, "
+                "PRIMARY KEY (settings_hash, package_version, unit_key, row))"
+            )
+            conn.execute(
+                "INSERT OR IGNORE INTO record_tables VALUES (?, ?, ?, ?)",
+                (table, experiment.name, experiment.record_type.__qualname__, columns_json),
+            )
             cur = conn.execute(
-                "INSERT OR IGNORE INTO units VALUES (?, ?, ?, ?, ?, ?, ?, datetime('now'))",
-                (*head, json.dumps(dict(unit.params), sort_keys=True), settings_json),
+                "INSERT OR IGNORE INTO units VALUES "
+                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, datetime('now'))",
+                (
+                    experiment.name,
+                    *head,
+                    unit.index,
+                    json.dumps(dict(unit.params), sort_keys=True),
+                    settings_json,
+                    table,
+                    provenance["git_revision"],
+                    provenance["torch_version"],
+                    provenance["device"],
+                    float(provenance["wall_time_s"]),
+                ),
             )
             if cur.rowcount == 0:
                 conn.execute("ROLLBACK")
                 return False
-            conn.executemany(f"INSERT INTO results VALUES ({', '.join('?' * 15)})", rows)
+            marks = ", ".join("?" * (4 + len(columns)))
+            conn.executemany(
+                f'INSERT INTO "{table}" VALUES ({marks})',
+                [(*head, i, *row) for i, row in enumerate(rows)],
+            )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -218,25 +227,35 @@ class Store:
         settings_hash: str | None = None,
         package_version: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Result rows as dicts (fixed columns, then metrics), in unit and member order."""
-        where, args = ["experiment = ?"], [experiment]
+        """Stored rows as dicts (:data:`KEY_COLUMNS`, then record fields), in unit order."""
+        where, args = ["u.experiment = ?"], [experiment]
         for column, value in (
             ("settings_hash", settings_hash),
             ("package_version", package_version),
         ):
             if value is not None:
-                where.append(f"{column} = ?")
+                where.append(f"u.{column} = ?")
                 args.append(value)
-        cols = list(COLUMNS)
-        query = (
-            f"SELECT {', '.join(cols)}, metrics FROM results WHERE {' AND '.join(where)} "
-            "ORDER BY settings_hash, package_version, unit_index, member"
-        )
+        tables = self._conn.execute(
+            "SELECT DISTINCT t.table_name, t.columns_json FROM units u JOIN record_tables t "
+            f"ON t.table_name = u.record_table WHERE {' AND '.join(where)} ORDER BY t.table_name",
+            args,
+        ).fetchall()
+        head = ", ".join("r.row" if k == "row" else f"u.{k}" for k in KEY_COLUMNS)
         out = []
-        for row in self._conn.execute(query, args):
-            record = dict(zip(cols, row[:-1], strict=True))
-            record.update(json.loads(row[-1]))
-            out.append(record)
+        for table, columns_json in tables:
+            columns = _columns_from_json(columns_json)
+            fields = ", ".join(f'r."{c.name}"' for c in columns)
+            query = (
+                f'SELECT {head}, {fields} FROM units u JOIN "{table}" r '
+                "ON r.settings_hash = u.settings_hash AND r.package_version = u.package_version "
+                f"AND r.unit_key = u.unit_key WHERE {' AND '.join(where)} "
+                "ORDER BY u.settings_hash, u.package_version, u.unit_index, r.row"
+            )
+            for row in self._conn.execute(query, args):
+                record = dict(zip(KEY_COLUMNS, row[: len(KEY_COLUMNS)], strict=True))
+                record.update(from_stored(columns, row[len(KEY_COLUMNS) :]))
+                out.append(record)
         return out
 
 

@@ -16,7 +16,7 @@ from robustlaw.errors import UnknownNameError, ValidationError
 S = sym.SYMBOLS
 
 
-@pytest.mark.parametrize("theorem", ["bs_theorem3", "nfp_theorem4"])
+@pytest.mark.parametrize("theorem", ["bs-theorem3", "nfp-theorem4"])
 def test_every_derivation_step_holds(theorem):
     steps = sym.derivation(theorem)
     assert len(steps) >= 4

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from robustlaw import bounds as rb
+from robustlaw.bounds import symbolic
 from robustlaw.errors import AssumptionViolated, UnknownNameError, ValidationError
 
 GOOD = dict(n=1e6, d=784, p=1e5, eps=0.5, delta=0.1, W=10.0, J=10.0, c=1.0, k=1)
@@ -112,7 +113,7 @@ def test_net_condition_cannot_be_waived():
 
 
 def test_assumptions_report_each_precondition():
-    checks = rb.assumptions("bs_theorem3", **GOOD | {"n": 1e4, "eps": np.array([0.5, 1.5])})
+    checks = rb.assumptions("bs-theorem3", **GOOD | {"n": 1e4, "eps": np.array([0.5, 1.5])})
     by_name = {c.name: c for c in checks}
     assert set(by_name) >= {"eps in domain", "delta in domain", "k-condition", "net size above 1"}
     assert by_name["eps in domain"].holds.tolist() == [True, False]
@@ -121,18 +122,43 @@ def test_assumptions_report_each_precondition():
     assert by_name["k-condition"].value[0] == pytest.approx(ratio, rel=1e-12)
     assert by_name["n in domain"].holds is True
     assert by_name["net size above 1"].value[0] == pytest.approx(60 * 100 / 0.5)
-    nan_checks = rb.assumptions("nfp_theorem4", **SPARSE | {"delta": np.nan})
+    nan_checks = rb.assumptions("nfp-theorem4", **SPARSE | {"delta": np.nan})
     assert not {c.name: c for c in nan_checks}["delta in domain"].holds
     assert not {c.name: c for c in nan_checks}["k-condition"].holds
 
 
 def test_assumptions_rejects_unknown_and_missing_arguments():
     with pytest.raises(ValidationError, match="unknown: \\['q'\\]"):
-        rb.assumptions("bs_theorem3", **GOOD, q=1)
+        rb.assumptions("bs-theorem3", **GOOD, q=1)
     with pytest.raises(ValidationError, match="missing: \\['p'\\]"):
-        rb.assumptions("bs_theorem3", **{k: v for k, v in GOOD.items() if k != "p"})
-    with pytest.raises(UnknownNameError, match="bs_theorem3"):
+        rb.assumptions("bs-theorem3", **{k: v for k, v in GOOD.items() if k != "p"})
+    with pytest.raises(UnknownNameError, match="bs-theorem3"):
         rb.assumptions("theorem9", **GOOD)
+
+
+@pytest.mark.parametrize(
+    ("call", "old", "new"),
+    [
+        (lambda name: rb.assumptions(name, **GOOD), "bs_theorem3", "bs-theorem3"),
+        (lambda name: rb.assumptions(name, **SPARSE), "nfp_theorem4", "nfp-theorem4"),
+        (lambda name: rb.assumptions(name), "bs_theorem2", "bs-theorem2"),
+        (lambda name: symbolic.derivation(name), "bs_theorem3", "bs-theorem3"),
+        (lambda name: symbolic.derivation(name), "nfp_theorem4", "nfp-theorem4"),
+        (lambda name: rb.isoperimetry_constant(name, 10), "gaussian_normalized",
+         "gaussian-normalized"),
+    ],
+)  # fmt: skip
+def test_underscore_names_are_refused_with_the_new_name(call, old, new):
+    with pytest.raises(UnknownNameError) as info:
+        call(old)
+    assert str(info.value).endswith(f"{old!r}: it is now called {new!r}")
+
+
+def test_named_things_use_hyphens():
+    assert sorted(rb.THEOREMS) == ["bs-theorem2", "bs-theorem3", "nfp-theorem4"]
+    assert sorted(rb.ISOPERIMETRY) == ["cube", "gaussian", "gaussian-normalized", "sphere"]
+    assert {b.theorem for b in rb.BOUNDS.values()} == {"bs-theorem3", "nfp-theorem4"}
+    assert rb.isoperimetry_constant("gaussian-normalized", 10) == 1.0
 
 
 def test_overflow_is_an_error_not_inf():

@@ -157,7 +157,7 @@ def test_finite_class_failure_probability_matches_mpmath():
 
 def test_p_eff_informal_and_isoperimetry_table():
     assert rb.p_eff_informal(kept=1e3, mutual_information_bits=5e3) == 6e3
-    assert rb.isoperimetry_constant("gaussian_normalized", 784) == 1.0
+    assert rb.isoperimetry_constant("gaussian-normalized", 784) == 1.0
     assert rb.isoperimetry_constant("gaussian", 784, scale=0.5) == 196.0
     assert rb.isoperimetry_constant("sphere", 101) == pytest.approx(101 / 100)
     assert rb.isoperimetry_constant("cube", 10) == pytest.approx(1 / (2 * np.pi))

@@ -6,7 +6,8 @@ import pytest
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
-from robustlaw.compare import band_figure, ratio_figure, save_figure, slopes_figure
+from robustlaw.compare import band_figure, ratio_figure, slopes_figure
+from robustlaw.io import save_figure
 
 
 def _labels(ax):
@@ -37,11 +38,24 @@ def test_band_figure_has_a_band_the_bound_and_the_law_per_method(rows, x):
     assert axes[1].get_legend() is None
 
 
-def test_many_methods_wrap_into_rows(rows):
-    more = [{**r, "method": f"m{i}"} for i in range(6) for r in rows if r["method"] == "random"]
+def test_many_methods_wrap_into_rows_each_with_its_own_medians(rows):
+    scales = {f"m{i}": 2.0**i for i in range(6)}
+    more = [
+        {**r, "method": m, "lip_lower": r["lip_lower"] * k, "lip_upper": r["lip_upper"] * k}
+        for m, k in scales.items()
+        for r in rows
+        if r["method"] == "random"
+    ]
     axes = band_figure(more).get_axes()
-    assert len(axes) == 6
+    assert [ax.get_title() for ax in axes] == list(scales)
     assert len({round(ax.get_position().y0, 3) for ax in axes}) == 2  # 4 + 2 panels
+    for ax, k in zip(axes, scales.values(), strict=True):
+        (measured, *_) = [ln for ln in ax.get_lines() if "measured" in ln.get_label()]
+        group = [r for r in rows if r["method"] == "random" and (r["n"], r["d"]) == (64, 16)]
+        kept = sorted({r["kept"] for r in group})
+        medians = [np.median([r["lip_lower"] for r in group if r["kept"] == x]) for x in kept]
+        np.testing.assert_allclose(measured.get_xdata(), kept)
+        np.testing.assert_allclose(measured.get_ydata(), np.array(medians) * k, rtol=1e-12)
 
 
 def test_band_figure_draws_on_given_axes(rows):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from robustlaw._validation import get_registered
 from robustlaw.empirical.data import (
     DATASETS,
     Dataset,
@@ -45,7 +46,7 @@ def _gen(seed=0):
 
 def test_gaussian_inputs_have_unit_mean_squared_norm():
     n, d = 4000, 25
-    X = sample_inputs("gaussian_normalized", n, d, generator=_gen(), dtype=torch.float64)
+    X = sample_inputs("gaussian-normalized", n, d, generator=_gen(), dtype=torch.float64)
     sq = X.square().sum(dim=1)
     # ||x||^2 ~ chi2_d / d: mean 1, variance 2/d; the sample mean is within 5 standard errors
     assert abs(float(sq.mean()) - 1) < 5 * math.sqrt(2 / d / n)
@@ -67,19 +68,19 @@ def test_cube_inputs_fill_the_scaled_cube():
 
 
 def test_scale_multiplies_inputs_and_constant():
-    a = sample_inputs("gaussian_normalized", 5, 4, generator=_gen(3), dtype=torch.float64)
-    b = sample_inputs("gaussian_normalized", 5, 4, scale=2.0, generator=_gen(3), dtype=F64)
+    a = sample_inputs("gaussian-normalized", 5, 4, generator=_gen(3), dtype=torch.float64)
+    b = sample_inputs("gaussian-normalized", 5, 4, scale=2.0, generator=_gen(3), dtype=F64)
     std = sample_inputs("gaussian", 5, 4, generator=_gen(3), dtype=torch.float64)
     torch.testing.assert_close(b, 2 * a)
     torch.testing.assert_close(std, 2 * a)  # N(0, I_d) is N(0, I_d / d) scaled by sqrt(d) = 2
-    assert isoperimetry_constant("gaussian_normalized", 4, scale=2.0) == pytest.approx(4.0)
+    assert isoperimetry_constant("gaussian-normalized", 4, scale=2.0) == pytest.approx(4.0)
     assert random_labels_data(5, 4, inputs="gaussian").isoperimetry_constant == 4.0
 
 
 @pytest.mark.parametrize(
     ("kind", "d", "c"),
     [
-        ("gaussian_normalized", 7, 1.0),
+        ("gaussian-normalized", 7, 1.0),
         ("gaussian", 7, 7.0),
         ("sphere", 7, 7 / 6),
         ("cube", 7, 1 / (2 * math.pi)),
@@ -130,7 +131,7 @@ def test_two_patch_binary_signal_and_orthogonal_noise():
     assert float((plain.X[:, d:] @ mu.float()).abs().max()) > 0.1
 
 
-@pytest.mark.parametrize("mu_kind", ["one_hot", "sparse", "dense"])
+@pytest.mark.parametrize("mu_kind", ["one-hot", "sparse", "dense"])
 def test_two_patch_multiclass_orthogonal_signals(mu_kind):
     data = two_patch_data(
         90,
@@ -214,7 +215,7 @@ def test_torchvision_loader_reads_local_files_without_download(monkeypatch, tmp_
         (lambda: two_patch_data(5, 2, mu_norm=1.0, n_classes=3), "d must"),
         (lambda: two_patch_data(5, 3, mu_norm=1.0, mu_kind="wavy"), "mu_kind"),
         (lambda: digits_data(label_noise=1.5), "label_noise"),
-        (lambda: digits_data(n_samples=5000), "at most"),
+        (lambda: digits_data(n_samples=5000), "n_samples must be an integer >= 1 and <= 1797"),
         (lambda: _dataset(torch.zeros(3, 2), torch.zeros(4)), "same positive number"),
         (lambda: _dataset(torch.full((3, 2), math.nan), torch.zeros(3)), "finite"),
         (lambda: _dataset(torch.zeros(3), torch.zeros(3)), "dimensions"),
@@ -226,8 +227,40 @@ def test_bad_inputs_raise(call, match):
         call()
 
 
+@pytest.mark.parametrize(
+    ("call", "old", "new"),
+    [
+        (lambda: sample_inputs("gaussian_normalized", 2, 2, generator=torch.Generator()),
+         "gaussian_normalized", "gaussian-normalized"),
+        (lambda: two_patch_data(5, 3, mu_norm=1.0, mu_kind="one_hot"), "one_hot", "one-hot"),
+        (lambda: load_torchvision("fashion_mnist", "."), "fashion_mnist", "fashion-mnist"),
+        (lambda: get_registered(DATASETS, "random_labels", "data set"),
+         "random_labels", "random-labels"),
+        (lambda: get_registered(DATASETS, "two_patch", "data set"), "two_patch", "two-patch"),
+    ],
+)  # fmt: skip
+def test_underscore_names_are_refused_with_the_new_name(call, old, new):
+    with pytest.raises(UnknownNameError, match=f"'{old}': it is now called '{new}'"):
+        call()
+
+
+def test_datasets_record_their_registry_name():
+    assert random_labels_data(4, 2).kind == "random-labels"
+    assert two_patch_data(4, 3, mu_norm=1.0).kind == "two-patch"
+    assert DATASETS["random-labels"] is random_labels_data
+    assert DATASETS["two-patch"] is two_patch_data
+
+
+def test_counts_must_be_integers():
+    for bad in (2.0, True, "3", None):
+        message = f"n_samples must be an integer >= 1, got {bad!r}"
+        with pytest.raises(ValidationError, match=message):
+            random_labels_data(bad, 3)
+    assert sample_inputs("cube", np.int64(3), 2, generator=torch.Generator()).shape == (3, 2)
+
+
 def test_registry_and_regression_targets():
-    assert set(DATASETS) >= {"random_labels", "teacher", "two_patch", "digits"}
+    assert set(DATASETS) >= {"random-labels", "teacher", "two-patch", "digits"}
     with pytest.raises(ValidationError, match="regression"):
         teacher_data(5, 3).class_targets()
     assert np.isclose(

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -19,7 +20,7 @@ from robustlaw.empirical.ensemble_io import (
     member_to_sequential,
     save_ensemble,
 )
-from robustlaw.errors import ValidationError
+from robustlaw.errors import UnknownNameError, ValidationError
 
 SPEC = MLPSpec(layer_sizes=(4, 7, 5, 2))
 
@@ -60,7 +61,7 @@ def test_default_init_is_torch_kaiming_uniform():
 
 @pytest.mark.parametrize(
     ("init", "std", "bias_zero"),
-    [("kaiming_normal", math.sqrt(2 / 400), True), ("standard_normal", 1.0, False)],
+    [("kaiming-normal", math.sqrt(2 / 400), True), ("standard-normal", 1.0, False)],
 )
 def test_init_registry(init, std, bias_zero):
     spec = MLPSpec(layer_sizes=(400, 300, 1), init=init)
@@ -140,6 +141,33 @@ def test_bad_params_and_spec_raise():
         init_mlp_ensemble(SPEC, seeds=[])
 
 
+@pytest.mark.parametrize(
+    ("sizes", "message"),
+    [
+        ((3,), "layer_sizes must have at least two entries, got (3,)"),
+        ((3, 0), "layer_sizes entry must be an integer >= 1, got 0"),
+        ((3, 2.0), "layer_sizes entry must be an integer >= 1, got 2.0"),
+        ((True, 2), "layer_sizes entry must be an integer >= 1, got True"),
+    ],
+)
+def test_bad_layer_sizes_raise(sizes, message):
+    with pytest.raises(ValidationError) as info:
+        MLPSpec(layer_sizes=sizes)
+    assert str(info.value) == message
+
+
+def test_numpy_layer_sizes_become_ints():
+    assert MLPSpec(layer_sizes=(np.int64(3), 2)).layer_sizes == (3, 2)
+
+
+@pytest.mark.parametrize("old", ["kaiming_uniform", "kaiming_normal", "standard_normal"])
+def test_initializers_refuse_the_underscore_name(old):
+    new = old.replace("_", "-")
+    with pytest.raises(UnknownNameError, match=f"'{old}': it is now called '{new}'"):
+        MLPSpec(layer_sizes=(3, 1), init=old)
+    assert MLPSpec(layer_sizes=(3, 1), init=new).init == new
+
+
 def test_sequential_round_trip():
     nets = [nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)) for _ in range(2)]
     ens = ensemble_from_sequentials(nets, seeds=[7, 8])
@@ -152,8 +180,9 @@ def test_sequential_round_trip():
         ensemble_from_sequentials([nn.Sequential(nn.ReLU())])
     with pytest.raises(ValidationError, match="one architecture"):
         ensemble_from_sequentials([nets[0], nn.Sequential(nn.Linear(3, 2))])
-    with pytest.raises(ValidationError, match="k must"):
-        member_to_sequential(ens, 2)
+    for k in (2, -1, 1.0, True):
+        with pytest.raises(ValidationError, match=f"k must be an integer >= 0 and <= 1, got {k}"):
+            member_to_sequential(ens, k)
 
 
 def test_member_to_sequential_applies_masks():
@@ -163,7 +192,7 @@ def test_member_to_sequential_applies_masks():
 
 
 def test_save_load_round_trip(tmp_path):
-    spec = MLPSpec(layer_sizes=(4, 6, 1), activation="tanh", init="kaiming_normal")
+    spec = MLPSpec(layer_sizes=(4, 6, 1), activation="tanh", init="kaiming-normal")
     ens = _masked(init_mlp_ensemble(spec, seeds=[3, 4], dtype=torch.float64))
     path = tmp_path / "ens.pt"
     save_ensemble(path, ens)

@@ -1,7 +1,5 @@
 """The torch.func path: stacked modules, the two-patch network, a small CNN, training."""
 
-import copy
-
 import pytest
 import torch
 
@@ -11,8 +9,8 @@ from robustlaw.empirical.modules import (
     init_module_ensemble,
     small_cnn,
 )
-from robustlaw.empirical.training import TrainOptions, train_ensemble
-from robustlaw.errors import ValidationError
+from robustlaw.empirical.training import SGD, Adam, TrainOptions, train_ensemble
+from robustlaw.errors import UnknownNameError, ValidationError
 
 F64 = torch.float64
 
@@ -29,7 +27,7 @@ def _two_patch_reference(w, x, d, m, n_classes, power):
     return out[:, 1:] - out[:, :1] if n_classes == 2 else out
 
 
-@pytest.mark.parametrize(("n_classes", "activation", "power"), [(2, "relu", 1), (3, "relu_q", 3)])
+@pytest.mark.parametrize(("n_classes", "activation", "power"), [(2, "relu", 1), (3, "relu-q", 3)])
 def test_two_patch_net_matches_its_formula(n_classes, activation, power):
     d, m = 4, 3
     net = TwoPatchNet(d=d, m=m, n_classes=n_classes, activation=activation).double()
@@ -87,9 +85,7 @@ def test_module_training_batched_equals_one_by_one(batch_size):
     ens = ens.with_masks({"weight": torch.rand(ens.params["weight"].shape, generator=g) < 0.7})
     X = torch.randn(10, 12, dtype=F64, generator=g)
     y = torch.randint(0, 2, (10,), generator=g).to(F64) * 2 - 1
-    opts = TrainOptions(
-        loss="logistic", optimizer="sgd", lr=0.5, max_steps=40, batch_size=batch_size
-    )
+    opts = TrainOptions(loss="logistic", optimizer=SGD(lr=0.5), max_steps=40, batch_size=batch_size)
     together = train_ensemble(ens, X, y, opts)
     assert bool((together.params["weight"][~ens.masks["weight"]] == 0).all())
     for k in range(3):
@@ -104,7 +100,9 @@ def test_cnn_trains_with_adam_through_vmap():
     g = torch.Generator().manual_seed(0)
     X = torch.randn(9, 1, 6, 6, generator=g)
     y = torch.arange(9) % 3
-    opts = TrainOptions(loss="cross_entropy", lr=1e-2, max_steps=300, stopping="memorized")
+    opts = TrainOptions(
+        loss="cross-entropy", optimizer=Adam(lr=1e-2), max_steps=300, stopping="memorized"
+    )
     res = train_ensemble(ens, X, y, opts)
     assert res.record.rule_met.all()
     assert (res.record.fit_fraction == 1).all()
@@ -121,5 +119,25 @@ def test_bad_modules_raise():
         ensemble_from_modules([small_cnn(1, 6, 3), small_cnn(1, 12, 3)])
     with pytest.raises(ValidationError, match="init"):
         init_module_ensemble(small_cnn(1, 6, 3), seeds=[0], init="xavier")
-    base = TwoPatchNet(d=3, m=2)
-    assert copy.deepcopy(base).weight.shape == (4, 3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_classes": 1}, "n_classes must be an integer >= 2, got 1"),
+        ({"d": True}, "d must be an integer >= 1, got True"),
+        ({"m": 2.0}, "m must be an integer >= 1, got 2.0"),
+        ({"q": 0}, "q must be an integer >= 1, got 0"),
+        ({"activation": "relu_q"}, "activation 'relu_q' is now called 'relu-q'"),
+        ({"activation": "gelu"}, "activation must be one of 'relu', 'relu-q'; got 'gelu'"),
+    ],
+)
+def test_bad_two_patch_nets_raise_naming_the_argument(kwargs, message):
+    with pytest.raises(ValidationError) as info:
+        TwoPatchNet(**({"d": 3, "m": 2} | kwargs))
+    assert str(info.value) == message
+
+
+def test_module_initializers_refuse_the_underscore_name():
+    with pytest.raises(UnknownNameError, match="now called 'kaiming-uniform'"):
+        init_module_ensemble(small_cnn(1, 6, 3), seeds=[0], init="kaiming_uniform")

@@ -16,21 +16,24 @@ def _ensemble():
     return ens.with_masks({k: torch.rand(v.shape, generator=g) < 0.5 for k, v in ens.masks.items()})
 
 
-def test_round_trip_and_outputs_match_the_ensemble():
+def test_round_trip_gives_back_weights_masks_and_outputs():
     ens = _ensemble()
-    unmasked = ens.with_masks({k: torch.ones_like(m) for k, m in ens.masks.items()})
     raw = init_mlp_ensemble(ens.spec, seeds=[0, 1], dtype=torch.float64)
     net = member_to_sequential(raw, 1)
     mask = {k: m[1] for k, m in ens.masks.items()}
     to_torch_prune(net, mask)
-    assert isinstance(net[0].weight_orig, torch.nn.Parameter)
+    for key, m in mask.items():  # torch keeps the trained weights bitwise, masks on the fly
+        layer = net[int(key.split(".")[0])]
+        assert isinstance(layer.weight_orig, torch.nn.Parameter)
+        assert torch.equal(layer.weight_orig.detach(), raw.params[key][1])
+        assert torch.equal(layer.weight.detach(), raw.params[key][1] * m)
     back = from_torch_prune(net)
     assert back.keys() == mask.keys()
-    for k in mask:
-        assert torch.equal(back[k], mask[k])
-    x = torch.randn(5, 4, dtype=torch.float64)
+    assert all(torch.equal(back[k], mask[k]) and back[k].dtype == torch.bool for k in mask)
+    x = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     torch.testing.assert_close(net(x), ens(x)[1], atol=1e-12, rtol=0)
-    assert unmasked.n_members == 2
+    masked = member_to_sequential(ens, 1)  # the ensemble's own export: the same network
+    assert all(torch.equal(a, b) for a, b in zip(masked(x), net(x), strict=True))
 
 
 def test_remove_makes_pruning_permanent():

@@ -1,6 +1,7 @@
 """Batched training: equality with one-by-one training and torch.optim, masks, stopping."""
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -8,8 +9,16 @@ from torch import nn
 
 from robustlaw.empirical.ensemble import MLPSpec, init_mlp_ensemble
 from robustlaw.empirical.ensemble_io import member_to_sequential
-from robustlaw.empirical.optim import adam_init, adam_step
-from robustlaw.empirical.training import TrainOptions, train_ensemble
+from robustlaw.empirical.training import (
+    SGD,
+    Adam,
+    BelowNoise,
+    Converged,
+    GaussianGradientNoise,
+    TrainOptions,
+    train_ensemble,
+)
+from robustlaw.empirical.training.optimizers import adam_init, adam_step
 from robustlaw.errors import UnknownNameError, ValidationError
 
 F64 = torch.float64
@@ -44,12 +53,25 @@ def _member(ens, k):
 
 
 BATCHED_CASES = {
-    "adam-full": TrainOptions(lr=1e-2, max_steps=60),
-    "sgd-momentum-full": TrainOptions(optimizer="sgd", lr=5e-2, momentum=0.9, max_steps=60),
-    "adam-minibatch": TrainOptions(lr=1e-2, max_steps=40, batch_size=6),
-    "adam-minibatch-noise": TrainOptions(lr=1e-2, max_steps=30, batch_size=7, grad_noise_std=0.3),
-    "adam-memorized": TrainOptions(lr=3e-2, max_steps=400, stopping="memorized"),
-    "sgd-per-member-lr": TrainOptions(optimizer="sgd", lr=(0.01, 0.05, 0.1), max_steps=50),
+    "adam-full": TrainOptions(optimizer=Adam(lr=1e-2), max_steps=60),
+    "sgd-momentum-full": TrainOptions(optimizer=SGD(lr=5e-2, momentum=0.9), max_steps=60),
+    "sgd-weight-decay-full": TrainOptions(
+        optimizer=SGD(lr=5e-2, momentum=0.9, weight_decay=0.1), max_steps=60
+    ),
+    "adam-weight-decay-minibatch": TrainOptions(
+        optimizer=Adam(lr=1e-2, weight_decay=0.1), max_steps=40, batch_size=6
+    ),
+    "adamw-full": TrainOptions(optimizer="adamw", max_steps=40, stopping="memorized"),
+    "adam-l2-penalty": TrainOptions(optimizer=Adam(lr=1e-2), max_steps=40, penalty="l2"),
+    "adam-minibatch": TrainOptions(optimizer=Adam(lr=1e-2), max_steps=40, batch_size=6),
+    "adam-minibatch-noise": TrainOptions(
+        optimizer=Adam(lr=1e-2),
+        max_steps=30,
+        batch_size=7,
+        gradient_noise=GaussianGradientNoise(std=0.3),
+    ),
+    "adam-memorized": TrainOptions(optimizer=Adam(lr=3e-2), max_steps=400, stopping="memorized"),
+    "sgd-per-member-lr": TrainOptions(optimizer=SGD(lr=(0.01, 0.05, 0.1)), max_steps=50),
 }
 
 
@@ -57,15 +79,15 @@ BATCHED_CASES = {
 @pytest.mark.parametrize("n_members", [1, 3])
 def test_batched_equals_one_by_one(name, n_members):
     opts = BATCHED_CASES[name]
-    if isinstance(opts.lr, tuple) and n_members == 1:
+    if isinstance(opts.optimizer.lr, tuple) and n_members == 1:
         pytest.skip("per-member learning rates need three members")
     ens = _ens([11, 22, 33][:n_members])
     X, y = _data()
     together = train_ensemble(ens, X, y, opts)
     for k in range(n_members):
         one_opts = opts
-        if isinstance(opts.lr, tuple):
-            one_opts = TrainOptions(optimizer="sgd", lr=opts.lr[k], max_steps=opts.max_steps)
+        if isinstance(opts.optimizer.lr, tuple):
+            one_opts = replace(opts, optimizer=SGD(lr=opts.optimizer.lr[k]))
         alone = train_ensemble(_member(ens, k), X, y, one_opts)
         assert together.record.n_steps[k] == alone.record.n_steps[0]
         for n, p in together.params.items():
@@ -75,15 +97,17 @@ def test_batched_equals_one_by_one(name, n_members):
 def test_adam_elementwise_fallback_equals_fused_path():
     """Ten members with ten learning rates exceed the fused kernel's run limit, so the batched
     step takes the element-wise Adam path; each member alone (one run) takes the fused one."""
-    from robustlaw.empirical.optim import _FUSED_MAX_RUNS
+    from robustlaw.empirical.training._adam import _FUSED_MAX_RUNS
 
     rates = tuple(0.002 * (k + 1) for k in range(10))
     assert len(rates) > _FUSED_MAX_RUNS
     ens = _ens(list(range(100, 110)))
     X, y = _data()
-    together = train_ensemble(ens, X, y, TrainOptions(lr=rates, max_steps=25))
+    together = train_ensemble(ens, X, y, TrainOptions(optimizer=Adam(lr=rates), max_steps=25))
     for k, rate in enumerate(rates):
-        alone = train_ensemble(_member(ens, k), X, y, TrainOptions(lr=rate, max_steps=25))
+        alone = train_ensemble(
+            _member(ens, k), X, y, TrainOptions(optimizer=Adam(lr=rate), max_steps=25)
+        )
         for n, p in together.params.items():
             torch.testing.assert_close(p[k], alone.params[n][0], atol=1e-6, rtol=0)
 
@@ -91,7 +115,7 @@ def test_adam_elementwise_fallback_equals_fused_path():
 def test_per_member_data_equals_one_by_one():
     ens = _ens([4, 5, 6])
     X, y = _data(k=3)
-    opts = TrainOptions(lr=1e-2, max_steps=30, batch_size=5)
+    opts = TrainOptions(optimizer=Adam(lr=1e-2), max_steps=30, batch_size=5)
     together = train_ensemble(ens, X, y, opts)
     for k in range(3):
         alone = train_ensemble(_member(ens, k), X[k], y[k], opts)
@@ -101,9 +125,12 @@ def test_per_member_data_equals_one_by_one():
 @pytest.mark.parametrize(
     ("opts", "make_opt"),
     [
-        (TrainOptions(lr=1e-2, max_steps=50), lambda p: torch.optim.Adam(p, lr=1e-2)),
         (
-            TrainOptions(optimizer="sgd", lr=0.05, momentum=0.9, max_steps=50),
+            TrainOptions(optimizer=Adam(lr=1e-2), max_steps=50),
+            lambda p: torch.optim.Adam(p, lr=1e-2),
+        ),
+        (
+            TrainOptions(optimizer=SGD(lr=0.05, momentum=0.9), max_steps=50),
             lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9),
         ),
     ],
@@ -129,7 +156,12 @@ def test_masked_weights_stay_zero_through_100_adam_steps():
     raw["0.weight"][pruned["0.weight"]] = 5.0  # nonzero raw values at pruned entries
     ens_raw = type(ens)(spec=ens.spec, params=raw, masks=ens.masks, seeds=ens.seeds)
     X, y = _data()
-    opts = TrainOptions(lr=1e-2, max_steps=100, grad_noise_std=1.0, snapshot_steps=(1, 50))
+    opts = TrainOptions(
+        optimizer=Adam(lr=1e-2),
+        max_steps=100,
+        gradient_noise=GaussianGradientNoise(std=1.0),
+        snapshot_steps=(1, 50),
+    )
     res = train_ensemble(ens_raw, X, y, opts)
     assert int(res.record.n_steps.min()) == 100
     for params in [res.params, *res.snapshots.values()]:
@@ -162,7 +194,12 @@ def test_adam_state_does_not_revive_pruned_weights():
 
 def test_same_seeds_identical_results():
     X, y = _data()
-    opts = TrainOptions(lr=1e-2, max_steps=20, batch_size=4, grad_noise_std=0.1)
+    opts = TrainOptions(
+        optimizer=Adam(lr=1e-2),
+        max_steps=20,
+        batch_size=4,
+        gradient_noise=GaussianGradientNoise(std=0.1),
+    )
     a = train_ensemble(_ens([7, 8]), X, y, opts)
     b = train_ensemble(_ens([7, 8]), X, y, opts)
     for n in a.params:
@@ -172,8 +209,8 @@ def test_same_seeds_identical_results():
 def test_gradient_noise_changes_results_and_is_seeded():
     X, y = _data()
     ens = _ens([1, 2])
-    base = train_ensemble(ens, X, y, TrainOptions(lr=1e-2, max_steps=20))
-    noisy = TrainOptions(lr=1e-2, max_steps=20, grad_noise_std=0.5)
+    base = train_ensemble(ens, X, y, TrainOptions(optimizer=Adam(lr=1e-2), max_steps=20))
+    noisy = TrainOptions(optimizer=Adam(lr=1e-2), max_steps=20, gradient_noise="gaussian")
     a = train_ensemble(ens, X, y, noisy)
     b = train_ensemble(ens, X, y, noisy)
     assert not torch.allclose(a.params["0.weight"], base.params["0.weight"])
@@ -187,7 +224,9 @@ def test_gradient_noise_changes_results_and_is_seeded():
 def test_done_member_stops_changing():
     ens = _ens([0, 1, 2])
     X, y = _data()
-    opts = TrainOptions(lr=3e-2, max_steps=150, stopping="memorized", snapshot_steps=(120,))
+    opts = TrainOptions(
+        optimizer=Adam(lr=3e-2), max_steps=150, stopping="memorized", snapshot_steps=(120,)
+    )
     res = train_ensemble(ens, X, y, opts)
     steps = res.record.n_steps
     assert res.record.rule_met.tolist() == [False, True, True]  # member 0 hits the cap
@@ -196,7 +235,7 @@ def test_done_member_stops_changing():
     # A member stopped at step s has exactly the parameters of s steps of training.
     for k in range(3):
         alone = train_ensemble(
-            _member(ens, k), X, y, TrainOptions(lr=3e-2, max_steps=int(steps[k]))
+            _member(ens, k), X, y, TrainOptions(optimizer=Adam(lr=3e-2), max_steps=int(steps[k]))
         )
         torch.testing.assert_close(res.params["0.weight"][k], alone.params["0.weight"][0])
     for k in (1, 2):
@@ -210,7 +249,7 @@ def test_below_noise_rule_and_record():
     ens = _ens([0, 1], masked=False)
     X, y = _data()
     opts = TrainOptions(
-        lr=1e-2, max_steps=2000, stopping="below_noise", noise_level=1.0, fit_eps=0.5
+        optimizer=Adam(lr=1e-2), max_steps=2000, stopping=BelowNoise(noise_level=1.0, eps=0.5)
     )
     res = train_ensemble(ens, X, y, opts)
     out = res.to_ensemble(ens)(X)[..., 0]
@@ -220,7 +259,10 @@ def test_below_noise_rule_and_record():
     # One step earlier it was not yet below: stopping is at the first check that passes.
     for k in range(2):
         early = train_ensemble(
-            _member(ens, k), X, y, TrainOptions(lr=1e-2, max_steps=int(res.record.n_steps[k]) - 1)
+            _member(ens, k),
+            X,
+            y,
+            TrainOptions(optimizer=Adam(lr=1e-2), max_steps=int(res.record.n_steps[k]) - 1),
         )
         prev = early.to_ensemble(_member(ens, k))(X)[0, :, 0]
         assert float(((prev.clamp(-1, 1) - y) ** 2).mean()) > 0.5
@@ -234,14 +276,19 @@ def test_cross_entropy_fit_fraction_and_converged_rule():
     ens = init_mlp_ensemble(spec, seeds=[0, 1], dtype=F64)
     X, _ = _data()
     y = torch.arange(20) % 3
-    res = train_ensemble(ens, X, y, TrainOptions(loss="cross_entropy", lr=1e-2, max_steps=30))
+    res = train_ensemble(
+        ens, X, y, TrainOptions(loss="cross-entropy", optimizer=Adam(lr=1e-2), max_steps=30)
+    )
     logits = res.to_ensemble(ens)(X)
     ce = nn.functional.cross_entropy(logits.reshape(-1, 3), y.repeat(2), reduction="none")
     expected = (ce.reshape(2, 20) <= math.log(2) / 10).to(F64).mean(dim=1).numpy()
     torch.testing.assert_close(res.record.fit_fraction, expected)
     torch.testing.assert_close(res.record.final_loss, ce.reshape(2, 20).mean(dim=1).numpy())
     frozen = TrainOptions(
-        loss="cross_entropy", lr=1e-12, max_steps=100, stopping="converged", converge_window=5
+        loss="cross-entropy",
+        optimizer=Adam(lr=1e-12),
+        max_steps=100,
+        stopping=Converged(window=5),
     )
     conv = train_ensemble(ens, X, y, frozen)
     assert conv.record.n_steps.tolist() == [4, 4]
@@ -252,11 +299,13 @@ def test_cross_entropy_fit_fraction_and_converged_rule():
 def test_max_steps_rule_snapshots_and_history():
     ens = _ens([5])
     X, y = _data()
-    res = train_ensemble(ens, X, y, TrainOptions(lr=1e-2, max_steps=12, snapshot_steps=(0, 5)))
+    res = train_ensemble(
+        ens, X, y, TrainOptions(optimizer=Adam(lr=1e-2), max_steps=12, snapshot_steps=(0, 5))
+    )
     assert res.record.n_steps.tolist() == [12]
     assert res.record.rule_met.all()
     assert torch.equal(res.snapshots[0]["0.weight"], ens.params["0.weight"])
-    five = train_ensemble(ens, X, y, TrainOptions(lr=1e-2, max_steps=5))
+    five = train_ensemble(ens, X, y, TrainOptions(optimizer=Adam(lr=1e-2), max_steps=5))
     assert torch.equal(res.snapshots[5]["0.weight"], five.params["0.weight"])
     assert res.history.shape == (13, 1)
     assert res.history_steps.tolist() == list(range(13))
@@ -266,8 +315,8 @@ def test_on_check_sees_every_check_and_lr_lists_become_tuples():
     ens = _ens([5, 6])
     X, y = _data()
     seen = []
-    opts = TrainOptions(lr=[0.01, 0.02], max_steps=12, batch_size=5)
-    assert opts.lr == (0.01, 0.02)
+    opts = TrainOptions(optimizer=Adam(lr=[0.01, 0.02]), max_steps=12, batch_size=5)
+    assert opts.optimizer.lr == (0.01, 0.02)
     res = train_ensemble(ens, X, y, opts, on_check=lambda step, p: seen.append(step))
     assert seen == [0, 4, 8, 12]  # once per epoch of 20 // 5 = 4 steps, then the final pass
     assert res.history_steps.tolist() == seen
@@ -277,7 +326,12 @@ def test_logistic_loss_trains_pm1_labels():
     ens = _ens([0], spec=MLPSpec(layer_sizes=(5, 16, 1)), masked=False)
     X, y = _data()
     res = train_ensemble(
-        ens, X, y, TrainOptions(loss="logistic", lr=3e-2, max_steps=1000, stopping="memorized")
+        ens,
+        X,
+        y,
+        TrainOptions(
+            loss="logistic", optimizer=Adam(lr=3e-2), max_steps=1000, stopping="memorized"
+        ),
     )
     out = res.to_ensemble(ens)(X)[0, :, 0]
     assert res.record.rule_met[0]
@@ -287,13 +341,13 @@ def test_logistic_loss_trains_pm1_labels():
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"lr": -1.0}, "lr"),
-        ({"momentum": 1.0}, "momentum"),
+        ({"optimizer": 3}, "optimizer must be"),
         ({"batch_size": 0}, "batch_size"),
         ({"max_steps": 2.5}, "max_steps"),
         ({"optimizer": "lbfgs"}, "optimizer"),
         ({"stopping": "never"}, "stopping"),
-        ({"loss": "cross_entropy", "stopping": "below_noise"}, "below_noise"),
+        ({"loss": "cross-entropy", "stopping": "below-noise"}, "below-noise"),
+        ({"check_every": 0}, "check_every"),
         ({"snapshot_steps": (-1,)}, "snapshot_steps"),
     ],
 )
@@ -312,9 +366,9 @@ def test_bad_inputs_raise():
     with pytest.raises(ValidationError, match="X must have"):
         train_ensemble(ens, X[0], y)
     with pytest.raises(ValidationError, match="one per member"):
-        train_ensemble(ens, X, y, TrainOptions(lr=(0.1, 0.2, 0.3)))
+        train_ensemble(ens, X, y, TrainOptions(optimizer=Adam(lr=(0.1, 0.2, 0.3))))
     with pytest.raises(ValidationError, match="class indices"):
-        train_ensemble(ens, X, y, TrainOptions(loss="cross_entropy"))
+        train_ensemble(ens, X, y, TrainOptions(loss="cross-entropy"))
     with pytest.raises(ValidationError, match="-1, \\+1"):
         train_ensemble(ens, X, y * 0.5, TrainOptions(loss="logistic"))
     assert issubclass(UnknownNameError, ValidationError)

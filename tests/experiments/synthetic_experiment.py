@@ -10,7 +10,18 @@ from dataclasses import dataclass
 
 import torch
 
-from robustlaw.experiments import Experiment, MemberResult, UnitResult, WorkUnit
+from robustlaw.experiments import Experiment, WorkUnit
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyntheticRecord:
+    method: str
+    density: float
+    seed: int
+    spectral: float
+    trace: float
+    positive: bool
+    note: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,27 +37,25 @@ def expand(settings):
     )
 
 
-def run_unit(settings, unit, *, device, progress):
+def measure(settings, unit, *, device, progress):
     time.sleep(settings.sleep_s)
-    members = []
+    records = []
     for j, (method, density) in enumerate((("random", 0.5), ("magnitude", 1.0))):
         seed = 100 * unit.params["i"] + j
         gen = torch.Generator().manual_seed(seed)
         a = torch.randn(settings.size, settings.size, generator=gen, dtype=torch.float64)
-        members.append(
-            MemberResult(
+        records.append(
+            SyntheticRecord(
                 method=method,
                 density=density,
                 seed=seed,
-                metrics={
-                    "spectral": float(torch.linalg.matrix_norm(a, 2)),
-                    "trace": float(a.trace()),
-                    "positive": bool(a.sum() > 0),
-                    "note": None,
-                },
+                spectral=float(torch.linalg.matrix_norm(a, 2)),
+                trace=float(a.trace()),
+                positive=bool(a.sum() > 0),
+                note=None,
             )
         )
-    return UnitResult(members=tuple(members), dtype="float64")
+    return records
 
 
 EXPERIMENT = Experiment(
@@ -59,5 +68,6 @@ EXPERIMENT = Experiment(
         "paper": SyntheticSettings(n_units=50, size=50),
     },
     expand=expand,
-    run_unit=run_unit,
+    measure=measure,
+    record_type=SyntheticRecord,
 )

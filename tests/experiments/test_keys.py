@@ -59,4 +59,4 @@ def test_pinned_hashes():
     assert settings_hash(exp.name, exp.preset("tiny")) == PINNED["lor-tiny"]
 
 
-PINNED = {"opts": "8a815aee346279fe", "lor-tiny": "91298502851b9d06"}
+PINNED = {"opts": "8a815aee346279fe", "lor-tiny": "5d119d6e9cba0e3d"}

@@ -81,4 +81,4 @@ def test_sigkill_then_resume_equals_uninterrupted_run(synthetic, tmp_path):
     want = load(clean, "synthetic", as_frame=False)
     assert len(got) == 2 * N_UNITS
     assert _table(got) == _table(want)
-    assert len({(r["unit_key"], r["member"]) for r in got}) == len(got)
+    assert len({(r["unit_key"], r["row"]) for r in got}) == len(got)

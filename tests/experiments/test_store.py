@@ -1,5 +1,6 @@
 """The store and the run/load API on the synthetic experiment."""
 
+import dataclasses
 import sqlite3
 
 import pytest
@@ -25,28 +26,20 @@ def test_run_stores_every_member_once_and_loads_back(synthetic, tmp_path):
     assert (summary.n_units, summary.n_run, summary.n_skipped) == (3, 3, 0)
     rows = load(path, "synthetic", as_frame=False)
     assert len(rows) == 6
-    assert [(r["unit_index"], r["member"]) for r in rows] == [
-        (i, j) for i in range(3) for j in (0, 1)
-    ]
-    # Each stored value equals a fresh, independent computation of the same unit.
+    assert [(r["unit_index"], r["row"]) for r in rows] == [(i, j) for i in range(3) for j in (0, 1)]
+    # Each stored value equals a fresh, independent computation of the same unit, with its type.
     settings = synthetic.SyntheticSettings(n_units=3)
     expected = [
-        m
+        record
         for u in synthetic.expand(settings)
-        for m in synthetic.run_unit(settings, u, device="cpu", progress=False).members
+        for record in synthetic.measure(settings, u, device="cpu", progress=False)
     ]
-    for row, member in zip(rows, expected, strict=True):
-        assert (row["method"], row["density"], row["seed"]) == (
-            member.method,
-            member.density,
-            member.seed,
-        )
-        for key, value in member.metrics.items():
+    for row, record in zip(rows, expected, strict=True):
+        for key, value in dataclasses.asdict(record).items():
             assert row[key] == value
             assert type(row[key]) is type(value)
         assert row["package_version"] == robustlaw.__version__
         assert row["device"] == "cpu"
-        assert row["dtype"] == "float64"
         assert row["wall_time_s"] >= 0
 
 
@@ -133,22 +126,21 @@ def test_duplicate_unit_write_is_ignored(synthetic, tmp_path):
     path = tmp_path / "r.sqlite"
     settings = synthetic.SyntheticSettings(n_units=1)
     unit = synthetic.expand(settings)[0]
-    result = synthetic.run_unit(settings, unit, device="cpu", progress=False)
+    records = synthetic.measure(settings, unit, device="cpu", progress=False)
     prov = {
         "package_version": "v",
         "git_revision": None,
         "torch_version": "t",
         "device": "cpu",
-        "dtype": "float64",
         "wall_time_s": 0.0,
     }
     with Store(path) as store:
         args = {
-            "experiment": "synthetic",
+            "experiment": synthetic.EXPERIMENT,
             "settings_hash": "h",
             "settings_json": "{}",
             "unit": unit,
-            "members": result.members,
+            "records": records,
             "provenance": prov,
         }
         assert store.write_unit(**args) is True
@@ -157,7 +149,7 @@ def test_duplicate_unit_write_is_ignored(synthetic, tmp_path):
 
 
 def test_atomic_write_leaves_old_file_or_new_one(tmp_path):
-    from robustlaw.experiments.export import atomic_write
+    from robustlaw.io import atomic_write
 
     target = tmp_path / "fig.png"
     target.write_bytes(b"old")

@@ -40,9 +40,9 @@ __all__ = [
 ]
 
 DATASETS = {
-    "random_labels": random_labels_data,
+    "random-labels": random_labels_data,
     "teacher": teacher_data,
-    "two_patch": two_patch_data,
+    "two-patch": two_patch_data,
     "digits": digits_data,
     "torchvision": load_torchvision,
 }

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustlaw._validation import check_interval, check_seed, get_registered
-from robustlaw.empirical.data.record import Dataset, check_count
+from robustlaw._validation import check_integer, check_interval, check_seed, get_registered
+from robustlaw.empirical.data.record import Dataset
 from robustlaw.empirical.ensemble import resolve_device
 from robustlaw.errors import ValidationError
 
@@ -65,9 +65,7 @@ def _finish(X, y, n_classes, kind, seed, label_noise, input_noise_std, n_samples
     seed = check_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     if n_samples is not None:
-        check_count(n_samples, "n_samples")
-        if n_samples > y.shape[0]:
-            raise ValidationError(f"n_samples must be at most {y.shape[0]}, got {n_samples}")
+        n_samples = check_integer(n_samples, "n_samples", minimum=1, maximum=y.shape[0])
         keep = torch.randperm(y.shape[0], generator=gen)[:n_samples]
         X, y = X[keep], y[keep]
     X, y, flipped = add_noise(
@@ -142,7 +140,7 @@ class _Source:
 
 TORCHVISION_DATASETS = {
     "mnist": _Source("MNIST", 10),
-    "fashion_mnist": _Source("FashionMNIST", 10),
+    "fashion-mnist": _Source("FashionMNIST", 10),
     "cifar10": _Source("CIFAR10", 10),
 }
 
@@ -163,7 +161,7 @@ def load_torchvision(
 
     Parameters
     ----------
-    name : {"mnist", "fashion_mnist", "cifar10"}
+    name : {"mnist", "fashion-mnist", "cifar10"}
         The data set.
     root : str or path
         The folder torchvision reads (``download=False``).

@@ -12,14 +12,7 @@ import torch
 from robustlaw._validation import check_interval, check_tensor
 from robustlaw.errors import ValidationError
 
-__all__ = ["Dataset", "check_count"]
-
-
-def check_count(value, name: str) -> int:
-    """Return ``value`` if it is a positive int, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(f"{name} must be a positive integer, got {value!r}")
-    return value
+__all__ = ["Dataset"]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -34,7 +27,8 @@ class Dataset:
         Targets: float of shape ``(n_samples,)`` or ``(n_samples, n_outputs)`` (labels ±1 for
         binary data), or int64 class indices of shape ``(n_samples,)``.
     kind : str
-        What generated it (``"random_labels"``, ``"teacher"``, ``"two_patch"``, ``"digits"``).
+        What generated it (a key of :data:`~robustlaw.empirical.data.DATASETS`, e.g.
+        ``"random-labels"``, ``"two-patch"``).
     noise_level : float or None
         sigma^2 = E Var(y | x) (THEORY.md §1.1); None where it is not defined or not known.
     isoperimetry_constant : float or None

@@ -10,7 +10,7 @@ Input distributions (:data:`INPUT_SAMPLERS`, keyed like
 =================== ================================== ====================
 kind                distribution                       c
 =================== ================================== ====================
-gaussian_normalized N(0, I_d / d)                      1
+gaussian-normalized N(0, I_d / d)                      1
 gaussian            N(0, I_d)                          d
 sphere              uniform on the unit sphere         d / (d - 1)
 cube                uniform on [0, 1/sqrt(d)]^d        1 / (2 pi)
@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 import torch
 
-from robustlaw._validation import check_interval, check_seed, get_registered
+from robustlaw._validation import check_integer, check_interval, check_seed, get_registered
 from robustlaw.bounds import ISOPERIMETRY, isoperimetry_constant
-from robustlaw.empirical.data.record import Dataset, check_count
+from robustlaw.empirical.data.record import Dataset
 from robustlaw.empirical.ensemble import Ensemble, MLPSpec, init_mlp_ensemble, resolve_device
 from robustlaw.errors import ValidationError
 
@@ -58,7 +58,7 @@ def _cube(n: int, d: int, gen: torch.Generator) -> torch.Tensor:
 
 
 INPUT_SAMPLERS: dict[str, Callable[[int, int, torch.Generator], torch.Tensor]] = {
-    "gaussian_normalized": _gaussian_normalized,
+    "gaussian-normalized": _gaussian_normalized,
     "gaussian": _gaussian,
     "sphere": _sphere,
     "cube": _cube,
@@ -94,8 +94,8 @@ def sample_inputs(
         dimension below the distribution's minimum (2 for the sphere).
     """
     sampler = get_registered(INPUT_SAMPLERS, kind, "input distribution")
-    check_count(n_samples, "n_samples")
-    check_count(n_features, "n_features")
+    n_samples = check_integer(n_samples, "n_samples", minimum=1)
+    n_features = check_integer(n_features, "n_features", minimum=1)
     if n_features < ISOPERIMETRY[kind].min_d:
         raise ValidationError(
             f"n_features must be at least {ISOPERIMETRY[kind].min_d:g} for {kind}, got {n_features}"
@@ -112,7 +112,7 @@ def random_labels_data(
     n_samples: int,
     n_features: int,
     *,
-    inputs: str = "gaussian_normalized",
+    inputs: str = "gaussian-normalized",
     scale: float = 1.0,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,
@@ -139,7 +139,7 @@ def random_labels_data(
     return Dataset(
         X=X,
         y=y,
-        kind="random_labels",
+        kind="random-labels",
         noise_level=1.0,
         isoperimetry_constant=float(isoperimetry_constant(inputs, n_features, scale)),
         n_classes=2,
@@ -156,7 +156,7 @@ def teacher_data(
     teacher: Ensemble | None = None,
     hidden: tuple[int, ...] = (50, 50),
     noise_std: float = 1.0,
-    inputs: str = "gaussian_normalized",
+    inputs: str = "gaussian-normalized",
     scale: float = 1.0,
     seed: int = 0,
     dtype: torch.dtype = torch.float32,

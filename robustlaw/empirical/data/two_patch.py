@@ -12,8 +12,8 @@ import math
 
 import torch
 
-from robustlaw._validation import check_interval, check_seed, get_registered
-from robustlaw.empirical.data.record import Dataset, check_count
+from robustlaw._validation import check_integer, check_interval, check_seed, get_registered
+from robustlaw.empirical.data.record import Dataset
 from robustlaw.empirical.ensemble import resolve_device
 from robustlaw.errors import ValidationError
 
@@ -38,8 +38,8 @@ def _dense(n_signals: int, d: int, gen: torch.Generator) -> torch.Tensor:
     return q.T.contiguous()
 
 
-MU_KINDS = {"one_hot": _one_hot, "sparse": _sparse, "dense": _dense}
-"""Unit signal directions ``(n_signals, d)``, mutually orthogonal: ``one_hot`` (e_1, e_2, ...),
+MU_KINDS = {"one-hot": _one_hot, "sparse": _sparse, "dense": _dense}
+"""Unit signal directions ``(n_signals, d)``, mutually orthogonal: ``one-hot`` (e_1, e_2, ...),
 ``sparse`` (disjoint supports of up to 10 coordinates with random signs) and ``dense``
 (orthonormalized Gaussian vectors)."""
 
@@ -60,7 +60,7 @@ def two_patch_data(
     mu_norm: float,
     sigma_p: float = 1.0,
     noise_orthogonal: bool = True,
-    mu_kind: str = "one_hot",
+    mu_kind: str = "one-hot",
     n_classes: int = 2,
     seed: int = 0,
     *,
@@ -85,7 +85,7 @@ def two_patch_data(
         Noise standard deviation per coordinate.
     noise_orthogonal : bool
         Remove the signal directions from the noise.
-    mu_kind : {"one_hot", "sparse", "dense"}
+    mu_kind : {"one-hot", "sparse", "dense"}
         The signal directions (:data:`MU_KINDS`).
     n_classes : int
         2 for the binary model, more for one signal per class.
@@ -110,9 +110,9 @@ def two_patch_data(
     >>> tuple(data.X.shape), data.n_classes, float(data.X[:, 0].abs().max())
     ((8, 100), 2, 5.0)
     """
-    check_count(n, "n")
-    check_count(d, "d")
-    check_count(n_classes, "n_classes")
+    n = check_integer(n, "n", minimum=1)
+    d = check_integer(d, "d", minimum=1)
+    n_classes = check_integer(n_classes, "n_classes", minimum=1)
     if n_classes < 2:
         raise ValidationError(f"n_classes must be at least 2, got {n_classes}")
     mu_norm = float(check_interval(mu_norm, "mu_norm", 0, math.inf))
@@ -140,7 +140,7 @@ def two_patch_data(
     return Dataset(
         X=torch.cat([first, second], dim=1).to(dev, dtype),
         y=y.to(dev, dtype) if binary else y.to(dev),
-        kind="two_patch",
+        kind="two-patch",
         noise_level=0.0,
         isoperimetry_constant=None,
         n_classes=n_classes,

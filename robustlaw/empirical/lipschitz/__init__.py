@@ -1,25 +1,33 @@
 """Lipschitz constants of MLPs and ensembles: attained lower estimates, certified upper bounds.
 
-Every method returns a :class:`LipschitzEstimate` (value, kind, method, status, certified,
-seconds, details); :func:`estimate_lipschitz` runs any registered method by name
-(:data:`LIPSCHITZ_METHODS`). See ``docs/tutorials/lipschitz.md``.
+Every registered method (:data:`LIPSCHITZ_METHODS`) has the signature
+``method(net, options, *, X=None, generator=None)`` and returns a :class:`LipschitzEstimate`
+(value, kind, method, status, certified, seconds, details); :func:`estimate_lipschitz` runs any
+of them by name and records failures as statuses. See ``docs/tutorials/lipschitz.md``.
 """
 
+from robustlaw.empirical.lipschitz.activation_bounds import (
+    ACTIVATION_SLOPE_BOUNDS as ACTIVATION_SLOPE_BOUNDS,
+)
+from robustlaw.empirical.lipschitz.activation_bounds import (
+    activation_slope_bounds as activation_slope_bounds,
+)
+from robustlaw.empirical.lipschitz.compositional import EclipseFastOptions as EclipseFastOptions
+from robustlaw.empirical.lipschitz.compositional import EclipseOptions as EclipseOptions
 from robustlaw.empirical.lipschitz.compositional import eclipse as eclipse
+from robustlaw.empirical.lipschitz.compositional import eclipse_fast as eclipse_fast
 from robustlaw.empirical.lipschitz.krylov import lanczos as lanczos
-from robustlaw.empirical.lipschitz.lipsdp import lipsdp as lipsdp
+from robustlaw.empirical.lipschitz.lipsdp import LipSDPOptions as LipSDPOptions
+from robustlaw.empirical.lipschitz.lipsdp import lipsdp_layer as lipsdp_layer
+from robustlaw.empirical.lipschitz.lipsdp import lipsdp_neuron as lipsdp_neuron
 from robustlaw.empirical.lipschitz.lower import GradientOptions as GradientOptions
 from robustlaw.empirical.lipschitz.lower import gradient_lower_bound as gradient_lower_bound
 from robustlaw.empirical.lipschitz.lower import jacobian as jacobian
 from robustlaw.empirical.lipschitz.registry import LIPSCHITZ_METHODS as LIPSCHITZ_METHODS
-from robustlaw.empirical.lipschitz.registry import EclipseOptions as EclipseOptions
 from robustlaw.empirical.lipschitz.registry import LipschitzMethod as LipschitzMethod
-from robustlaw.empirical.lipschitz.registry import LipSDPMethodOptions as LipSDPMethodOptions
 from robustlaw.empirical.lipschitz.registry import estimate_lipschitz as estimate_lipschitz
 from robustlaw.empirical.lipschitz.result import EstimateStatus as EstimateStatus
 from robustlaw.empirical.lipschitz.result import LipschitzEstimate as LipschitzEstimate
-from robustlaw.empirical.lipschitz.slopes import SLOPE_BOUNDS as SLOPE_BOUNDS
-from robustlaw.empirical.lipschitz.slopes import slope_bounds as slope_bounds
 from robustlaw.empirical.lipschitz.spectral import PowerIterationResult as PowerIterationResult
 from robustlaw.empirical.lipschitz.spectral import SpectralOptions as SpectralOptions
 from robustlaw.empirical.lipschitz.spectral import power_iteration as power_iteration
@@ -33,29 +41,32 @@ from robustlaw.empirical.lipschitz.weights import drop_dead_units as drop_dead_u
 from robustlaw.empirical.lipschitz.weights import weights_from_ensemble as weights_from_ensemble
 
 __all__ = [
+    "ACTIVATION_SLOPE_BOUNDS",
     "LIPSCHITZ_METHODS",
-    "SLOPE_BOUNDS",
+    "EclipseFastOptions",
     "EclipseOptions",
     "EstimateStatus",
     "GradientOptions",
-    "LipSDPMethodOptions",
+    "LipSDPOptions",
     "LipschitzEstimate",
     "LipschitzMethod",
     "Network",
     "PowerIterationResult",
     "SpectralOptions",
+    "activation_slope_bounds",
     "as_network",
     "as_weight_list",
     "compress_input",
     "drop_dead_units",
     "eclipse",
+    "eclipse_fast",
     "estimate_lipschitz",
     "gradient_lower_bound",
     "jacobian",
     "lanczos",
-    "lipsdp",
+    "lipsdp_layer",
+    "lipsdp_neuron",
     "power_iteration",
-    "slope_bounds",
     "spectral_norm_bounds",
     "spectral_product",
     "weights_from_ensemble",

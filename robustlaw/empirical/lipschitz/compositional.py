@@ -29,16 +29,18 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from robustlaw.empirical.lipschitz.result import EstimateStatus, LipschitzEstimate
-from robustlaw.empirical.lipschitz.slopes import slope_bounds
+from robustlaw._validation import check_integer
+from robustlaw.empirical.lipschitz.activation_bounds import activation_slope_bounds
+from robustlaw.empirical.lipschitz.result import EstimateStatus, LipschitzEstimate, resolve_options
 from robustlaw.empirical.lipschitz.weights import as_network, compress_input
-from robustlaw.errors import SolverError, SolverUnavailableError
+from robustlaw.errors import SolverError, SolverUnavailableError, ValidationError
 
-__all__ = ["eclipse"]
+__all__ = ["EclipseFastOptions", "EclipseOptions", "eclipse", "eclipse_fast"]
 
 logger = logging.getLogger(__name__)
 
@@ -154,34 +156,112 @@ def _certify(weights, multipliers_fn, m: float):
     return rho, notes
 
 
-def eclipse(
-    model_or_weights,
-    *,
-    fast: bool = True,
-    activation: str | tuple[float, float] | None = None,
-    solver: str = "torch",
-    max_iter: int = 100,
-) -> LipschitzEstimate:
-    """ECLipsE-Fast (closed form, batched over members) or ECLipsE (small SDPs per layer).
+@dataclass(frozen=True, kw_only=True)
+class EclipseFastOptions:
+    """Options of the ``"eclipse-fast"`` method, :func:`eclipse_fast`.
 
-    Parameters
+    Attributes
     ----------
-    model_or_weights : weights, Ensemble or nn.Sequential
-        See :func:`~robustlaw.empirical.lipschitz.weights.as_network`; biases are dropped.
-    fast : bool
-        The closed form (milliseconds, tightness about that of LipSDP-Layer) or per-layer SDPs
-        through cvxpy (tighter, one member at a time).
     activation : str or (alpha, beta), optional
-        Slope bounds (see :func:`~robustlaw.empirical.lipschitz.slopes.slope_bounds`); by
-        default the model's activation (``"relu"`` for plain weights).
+        Slope bounds (see
+        :func:`~robustlaw.empirical.lipschitz.activation_bounds.activation_slope_bounds`); by
+        default (None) the network's own activation (``"relu"`` for plain weights).
+    """
+
+    activation: str | tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.activation is not None:
+            activation_slope_bounds(self.activation)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EclipseOptions:
+    """Options of the ``"eclipse"`` method, :func:`eclipse` (per-layer multipliers).
+
+    Attributes
+    ----------
+    activation : str or (alpha, beta), optional
+        As for :class:`EclipseFastOptions`.
     solver : str
-        ``fast=False`` only: ``"torch"`` solves each layer's problem in its equivalent form
+        ``"torch"`` solves each layer's problem in its equivalent form
         ``min lambda_max(W_{i+1} X_i^{-1} W_{i+1}^T)`` by batched descent on ``log L_i``
         (seconds; all members at once); a cvxpy solver name (``"CLARABEL"``, ``"SCS"``) solves
         the SDP as written in the paper, one member at a time (the reference; Clarabel takes
         minutes once a layer has about 50 units).
     max_iter : int
         Descent steps per layer for ``solver="torch"``.
+    """
+
+    activation: str | tuple[float, float] | None = None
+    solver: str = "torch"
+    max_iter: int = 100
+
+    def __post_init__(self) -> None:
+        if self.activation is not None:
+            activation_slope_bounds(self.activation)
+        if not isinstance(self.solver, str):
+            raise ValidationError(
+                f"solver must be 'torch' or a cvxpy solver name, got {self.solver!r}"
+            )
+        check_integer(self.max_iter, "max_iter", minimum=0)
+
+
+def _bound(net, activation, method: str, choose, *, n_iter: int, solver: str):
+    """The shared body: ``choose(safe)`` gives ``multipliers_fn(i, gram)`` for :func:`_certify`."""
+    start = time.perf_counter()
+    net = as_network(net)
+    alpha, beta = activation_slope_bounds(net.activation if activation is None else activation)
+    m = (alpha + beta) / 2
+    weights = compress_input(list(net.weights))
+    dead = torch.zeros(net.n_members, dtype=torch.bool)
+    for W in weights:
+        dead |= (W == 0).flatten(1).all(dim=1)
+    safe = [torch.where(dead[:, None, None], torch.ones_like(W), W) for W in weights]
+    rho, notes = _certify(safe, choose(safe), m)
+    n = max(max(W.shape[-2:]) for W in weights)
+    margin = 1.0 + 4.0 * n**1.5 * float(np.finfo(np.float64).eps)
+    value = torch.where(dead, torch.zeros_like(rho), rho.sqrt() * margin).numpy()
+    if not np.all(np.isfinite(value)):
+        raise SolverError("ECLipsE produced a non-finite bound")
+    for note in notes:
+        logger.info(note)
+    return LipschitzEstimate(
+        value=value if net.batched else float(value[0]),
+        kind="upper",
+        method=method,
+        status=EstimateStatus.OPTIMAL,
+        certified=True,
+        seconds=time.perf_counter() - start,
+        n_iter=n_iter,
+        solver=solver,
+        details={"slope_bounds": (alpha, beta), "notes": notes},
+    )
+
+
+def eclipse_fast(
+    net,
+    options: EclipseFastOptions | None = None,
+    *,
+    X=None,
+    generator: torch.Generator | None = None,
+) -> LipschitzEstimate:
+    """ECLipsE-Fast: the closed-form multipliers, batched over members (milliseconds).
+
+    The ``"eclipse-fast"`` method of
+    :data:`~robustlaw.empirical.lipschitz.registry.LIPSCHITZ_METHODS`.
+    Its tightness is about that of LipSDP-Layer.
+
+    Parameters
+    ----------
+    net : weights, Ensemble, nn.Sequential or state dict
+        See :func:`~robustlaw.empirical.lipschitz.weights.as_network`; biases are dropped; an
+        ensemble gives one value per member.
+    options : EclipseFastOptions, optional
+        The defaults when omitted.
+    X, generator
+        Ignored (the bound needs neither data nor randomness); accepted for the common
+        signature.
 
     Returns
     -------
@@ -197,50 +277,79 @@ def eclipse(
     Examples
     --------
     >>> import numpy as np
-    >>> est = eclipse([np.eye(2), np.array([[3.0, 4.0]])])
+    >>> est = eclipse_fast([np.eye(2), np.array([[3.0, 4.0]])])
     >>> round(est.value, 9), est.method
-    (5.0, 'eclipse_fast')
+    (5.0, 'eclipse-fast')
     """
-    start = time.perf_counter()
-    net = as_network(model_or_weights)
-    alpha, beta = slope_bounds(net.activation if activation is None else activation)
-    m = (alpha + beta) / 2
-    weights = compress_input(list(net.weights))
-    dead = torch.zeros(net.n_members, dtype=torch.bool)
-    for W in weights:
-        dead |= (W == 0).flatten(1).all(dim=1)
-    safe = [torch.where(dead[:, None, None], torch.ones_like(W), W) for W in weights]
-    if fast:
-        rho, notes = _certify(safe, lambda i, gram: _fast_multipliers(gram), m)
-    elif solver == "torch":
-        rho, notes = _certify(
-            safe, lambda i, gram: _descent_multipliers(gram, safe[i + 1], max_iter), m
-        )
-    else:
-        _check_solver(solver)
+    opts = resolve_options(options, EclipseFastOptions, "eclipse-fast")
 
+    def choose(safe):
+        return lambda i, gram: _fast_multipliers(gram)
+
+    return _bound(net, opts.activation, "eclipse-fast", choose, n_iter=0, solver="closed_form")
+
+
+def eclipse(
+    net,
+    options: EclipseOptions | None = None,
+    *,
+    X=None,
+    generator: torch.Generator | None = None,
+) -> LipschitzEstimate:
+    """ECLipsE: diagonal multipliers chosen per hidden layer by a small optimization.
+
+    The ``"eclipse"`` method of
+    :data:`~robustlaw.empirical.lipschitz.registry.LIPSCHITZ_METHODS`.
+    Tighter than :func:`eclipse_fast`, between it and LipSDP-Neuron.
+
+    Parameters
+    ----------
+    net : weights, Ensemble, nn.Sequential or state dict
+        See :func:`~robustlaw.empirical.lipschitz.weights.as_network`; biases are dropped; an
+        ensemble gives one value per member.
+    options : EclipseOptions, optional
+        Solver and steps; the defaults when omitted.
+    X, generator
+        Ignored (the bound needs neither data nor randomness); accepted for the common
+        signature.
+
+    Returns
+    -------
+    LipschitzEstimate
+        ``kind="upper"``, ``certified=True``, as for :func:`eclipse_fast`.
+
+    Raises
+    ------
+    SolverUnavailableError
+        For a cvxpy solver that is not installed.
+    SolverError
+        If no multipliers certify the bound.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> est = eclipse([np.eye(2), np.array([[3.0, 4.0]])], EclipseOptions(max_iter=10))
+    >>> round(est.value, 9), est.method
+    (5.0, 'eclipse')
+    """
+    opts = resolve_options(options, EclipseOptions, "eclipse")
+    net = as_network(net)
+    if opts.solver == "torch":
+
+        def choose(safe):
+            return lambda i, gram: _descent_multipliers(gram, safe[i + 1], opts.max_iter)
+
+        return _bound(net, opts.activation, "eclipse", choose, n_iter=opts.max_iter, solver="torch")
+    _check_solver(opts.solver)
+
+    def choose(safe):
         def per_member(i, gram):
-            nxt = safe[i + 1].numpy()
-            return torch.stack(
-                [_sdp_multipliers(g.numpy(), w, solver) for g, w in zip(gram, nxt, strict=True)]
-            )
+            pairs = zip(gram.numpy(), safe[i + 1].numpy(), strict=True)
+            return torch.stack([_sdp_multipliers(g, w, opts.solver) for g, w in pairs])
 
-        rho, notes = _certify(safe, per_member, m)
-    n = max(max(W.shape[-2:]) for W in weights)
-    margin = 1.0 + 4.0 * n**1.5 * float(np.finfo(np.float64).eps)
-    value = torch.where(dead, torch.zeros_like(rho), rho.sqrt() * margin).numpy()
-    if not np.all(np.isfinite(value)):
-        raise SolverError("ECLipsE produced a non-finite bound")
-    for note in notes:
-        logger.info(note)
-    return LipschitzEstimate(
-        value=value if net.batched else float(value[0]),
-        kind="upper",
-        method="eclipse_fast" if fast else "eclipse",
-        status=EstimateStatus.OPTIMAL,
-        certified=True,
-        seconds=time.perf_counter() - start,
-        n_iter=0 if fast else max_iter if solver == "torch" else len(weights) - 1,
-        solver="closed_form" if fast else solver if solver == "torch" else f"cvxpy:{solver}",
-        details={"slope_bounds": (alpha, beta), "notes": notes},
+        return per_member
+
+    n_layers = len(net.weights) - 1
+    return _bound(
+        net, opts.activation, "eclipse", choose, n_iter=n_layers, solver=f"cvxpy:{opts.solver}"
     )

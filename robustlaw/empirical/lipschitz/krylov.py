@@ -14,16 +14,17 @@ import numpy as np
 import torch
 from scipy.linalg.lapack import dstebz, dstein
 
-from robustlaw._validation import check_choice, check_interval, check_tensor
+from robustlaw._validation import check_choice, check_integer, check_interval, check_tensor
+from robustlaw.empirical.lipschitz.lanczos_rule import (
+    CHECK_ACCURACY,
+    CHECK_EVERY,
+    FIRST_CHECK,
+    INVARIANT_EPS,
+)
 from robustlaw.empirical.lipschitz.spectral import PowerIterationResult, _unit
 
-__all__ = ["lanczos"]
+__all__ = ["BACKENDS", "lanczos"]
 
-_CHECK_EVERY = 4  # Lanczos steps between two convergence checks of a matrix
-_FIRST_CHECK = 20  # the step of the first check
-# The stopping rule's constants, shared with the numba kernel (``lanczos_kernel``):
-INVARIANT_EPS = 64.0  # beta_j <= this many eps times max |alpha|: an invariant Krylov space
-CHECK_ACCURACY = 1e-3  # a check's bisection stops at this fraction of tol (times max |alpha|)
 BACKENDS = ("auto", "torch", "numba")
 
 
@@ -58,7 +59,7 @@ def _tridiagonal_top(
 
 def _lanczos_chunk(a: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float, first: int):
     """Lanczos on the symmetric ``a`` (B, n, n) from ``x`` (B, n). The top Ritz value of every
-    not yet converged matrix is found at step ``first`` and every ``_CHECK_EVERY`` steps after
+    not yet converged matrix is found at step ``first`` and every ``CHECK_EVERY`` steps after
     (:func:`_tridiagonal_top`); a matrix has converged when it moved by at most ``tol``
     (relative) since the last check, or when its Krylov space became invariant. Return (top
     Ritz vector, steps, converged).
@@ -90,7 +91,7 @@ def _lanczos_chunk(a: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float, 
         torch.linalg.vector_norm(w, dim=-1, out=beta[j])
         torch.div(w, beta[j].unsqueeze(1), out=basis[j + 1])  # inf or NaN once exhausted
         last = j + 1 == m
-        if (j + 1 < first or (j + 1 - first) % _CHECK_EVERY) and not last:
+        if (j + 1 < first or (j + 1 - first) % CHECK_EVERY) and not last:
             continue
         d = alpha[: j + 1].T.double().cpu().numpy()
         e = beta[: j + 1].T.double().cpu().numpy()
@@ -145,7 +146,7 @@ def _kernel():
 def _numba_chunk(a: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float):
     """:func:`_lanczos_chunk`'s contract, each matrix to its own convergence in compiled code."""
     ritz, steps, converged = _kernel().lanczos_top(
-        a.detach().numpy(), x.detach().numpy(), max_iter, tol, _FIRST_CHECK, _CHECK_EVERY
+        a.detach().numpy(), x.detach().numpy(), max_iter, tol, FIRST_CHECK, CHECK_EVERY
     )
     return torch.from_numpy(ritz), int(steps.max()), torch.from_numpy(converged)
 
@@ -162,7 +163,7 @@ def _chunk_solver(backend: str, W: torch.Tensor):
         )
     if backend == "numba" or (backend == "auto" and compiled and _kernel().AVAILABLE):
         return _numba_chunk
-    return lambda a, x, max_iter, tol: _lanczos_chunk(a, x, max_iter, tol, _FIRST_CHECK)
+    return lambda a, x, max_iter, tol: _lanczos_chunk(a, x, max_iter, tol, FIRST_CHECK)
 
 
 @torch.no_grad()
@@ -182,7 +183,7 @@ def lanczos(
     Gram matrix of the smaller side is built with one batched product (compute-bound; it reads
     the weights once), Lanczos runs on it while it stays in cache, and ``sigma`` is evaluated
     on the chunk's weights before the next chunk. The top Ritz value of every matrix is checked
-    from step 20 on, every ``_CHECK_EVERY = 4`` steps, by tridiagonal bisection (O(steps) per
+    from step 20 on, every ``CHECK_EVERY = 4`` steps, by tridiagonal bisection (O(steps) per
     matrix); a matrix has converged when it moved by at most ``tol`` (relative) since its last
     check, and its Ritz vector is taken from the steps up to that check. The error then left is
     typically a fraction of ``tol`` (the convergence is linear with a small rate), and
@@ -239,7 +240,7 @@ def lanczos(
     """
     W = check_tensor(W, "W", ndim=tuple(range(2, 8)), finite=False)  # checked per chunk
     check_interval(tol, "tol", 0.0, closed="neither")
-    check_interval(max_iter, "max_iter", 1, closed="left")
+    check_integer(max_iter, "max_iter", minimum=1)
     steps_of_chunk = _chunk_solver(check_choice(backend, "backend", BACKENDS), W)
     out, inp = W.shape[-2:]
     lead = W.shape[:-2]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from robustlaw.empirical.lipschitz.krylov import CHECK_ACCURACY, INVARIANT_EPS
+from robustlaw.empirical.lipschitz.lanczos_rule import CHECK_ACCURACY, INVARIANT_EPS
 
 try:
     import numba

@@ -6,14 +6,15 @@ activation slope-restricted in :math:`[\\alpha,\\beta]`, multipliers :math:`\\la
 with :math:`M(\\rho,\\lambda)\\preceq0` prove :math:`\\operatorname{Lip}(f)\\le\\sqrt\\rho`;
 LipSDP minimizes :math:`\\rho`.
 
-Two backends search for multipliers:
+The solver (:class:`~.lipsdp_prepare.LipSDPOptions`) searches for multipliers:
 
-- ``"fast"`` (the default, also ``"auto"``): a primal-dual interior-point method that uses the
-  rank-two structure of the constraint matrices (:mod:`.sdp_solver`), in torch float64 on the
-  GPU when there is one;
-- ``"cvxpy"``: the LMI written in cvxpy (:mod:`.lipsdp_cvxpy`), with any installed solver.
+- ``"ipm"`` (the default): a primal-dual interior-point method that uses the rank-two
+  structure of the constraint matrices (:mod:`.sdp_solver`), in torch float64 on the GPU when
+  there is one;
+- a cvxpy solver name (``"SCS"``, ``"CLARABEL"``): the LMI written in cvxpy
+  (:mod:`.lipsdp_cvxpy`).
 
-Whatever the backend, the value returned is :math:`\\sqrt{\\rho(\\lambda)}`, recomputed from the
+Whatever the solver, the value returned is :math:`\\sqrt{\\rho(\\lambda)}`, recomputed from the
 multipliers alone in float64 (:mod:`.certify`). Dead units are dropped and the input is
 compressed exactly before solving and certifying.
 """
@@ -22,28 +23,38 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from robustlaw._validation import get_registered
 from robustlaw.empirical.ensemble import resolve_device
-from robustlaw.empirical.lipschitz.lipsdp_prepare import Prepared, as_torch, layer_scales, prepare
-from robustlaw.empirical.lipschitz.result import EstimateStatus, LipschitzEstimate
+from robustlaw.empirical.lipschitz.activation_bounds import activation_slope_bounds
+from robustlaw.empirical.lipschitz.lipsdp_prepare import (
+    LipSDPOptions,
+    Prepared,
+    as_torch,
+    layer_scales,
+    prepare,
+)
+from robustlaw.empirical.lipschitz.result import (
+    EstimateStatus,
+    LipschitzEstimate,
+    resolve_options,
+    stack_members,
+)
 from robustlaw.empirical.lipschitz.sdp_solver import IPMOptions, solve_ipm
 from robustlaw.empirical.lipschitz.sdp_structure import LMIStructure
-from robustlaw.empirical.lipschitz.slopes import slope_bounds
+from robustlaw.empirical.lipschitz.weights import as_network, as_weight_list
 from robustlaw.errors import ValidationError
 
-__all__ = ["BACKENDS", "certify", "lipsdp"]
+__all__ = ["LipSDPOptions", "certify", "lipsdp_layer", "lipsdp_neuron"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class _Outcome:
-    """What a backend found: free multipliers and the solver's own view (original units)."""
+    """What a solver found: free multipliers and the solver's own view (original units)."""
 
     multipliers: np.ndarray
     solver_rho: float
@@ -53,13 +64,8 @@ class _Outcome:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-def _run_fast(prepared: Prepared, slopes, solver, tol, max_iter, device) -> _Outcome:
-    if solver not in (None, "ipm"):
-        raise ValidationError(
-            f"solver must be None or 'ipm' for backend='fast', got {solver!r}; cvxpy solvers "
-            "need backend='cvxpy'"
-        )
-    dev = resolve_device(device or "auto")
+def _run_ipm(prepared: Prepared, slopes, options: LipSDPOptions) -> _Outcome:
+    dev = resolve_device(options.device)
     scales = layer_scales(prepared.weights)
     scaled = [w / s for w, s in zip(prepared.weights, scales, strict=True)]
     structure = LMIStructure(
@@ -68,9 +74,7 @@ def _run_fast(prepared: Prepared, slopes, solver, tol, max_iter, device) -> _Out
         torch.as_tensor(prepared.groups, device=dev),
         prepared.n_multipliers,
     )
-    defaults = IPMOptions()
-    options = IPMOptions(tol=tol or defaults.tol, max_iter=max_iter or defaults.max_iter)
-    result = solve_ipm(structure, options)
+    result = solve_ipm(structure, IPMOptions(tol=options.ipm_tol, max_iter=options.ipm_max_iter))
     # Undo the rescaling W_l -> W_l / s_l: rho = rho' prod s^2, and a unit of hidden layer l
     # gets lambda = lambda' prod_{k >= l} s_k^2 (LipSDP is invariant under this change).
     sq = scales**2
@@ -90,19 +94,9 @@ def _run_fast(prepared: Prepared, slopes, solver, tol, max_iter, device) -> _Out
     )
 
 
-def _run_cvxpy(prepared: Prepared, slopes, solver, tol, max_iter, device) -> _Outcome:
-    from robustlaw.empirical.lipschitz.lipsdp_cvxpy import (
-        LipSDPOptions,
-        build_prepared,
-        solve_lipsdp,
-    )
+def _run_cvxpy(prepared: Prepared, slopes, options: LipSDPOptions) -> _Outcome:
+    from robustlaw.empirical.lipschitz.lipsdp_cvxpy import build_prepared, solve_lipsdp
 
-    defaults = LipSDPOptions()
-    options = LipSDPOptions(
-        solver=solver or defaults.solver,
-        eps=tol or defaults.eps,
-        max_iter=max_iter or defaults.max_iter,
-    )
     lam, rho, status, info = solve_lipsdp(build_prepared(prepared, slopes), options)
     return _Outcome(
         multipliers=lam,
@@ -114,76 +108,9 @@ def _run_cvxpy(prepared: Prepared, slopes, solver, tol, max_iter, device) -> _Ou
     )
 
 
-#: LipSDP backends: name -> function(prepared, slopes, solver, tol, max_iter, device).
-BACKENDS: dict[str, Callable[..., _Outcome]] = {
-    "auto": _run_fast,
-    "fast": _run_fast,
-    "cvxpy": _run_cvxpy,
-}
-
-
-def lipsdp(
-    weights: Any,
-    *,
-    variant: str = "neuron",
-    activation: str | tuple[float, float] | None = None,
-    backend: str = "auto",
-    solver: str | None = None,
-    tol: float | None = None,
-    max_iter: int | None = None,
-    device: str | torch.device | None = None,
-) -> LipschitzEstimate:
-    """A certified LipSDP upper bound on the l2 Lipschitz constant of an MLP.
-
-    Parameters
-    ----------
-    weights : sequence of array_like, nn.Sequential or state dict
-        One network, ``(out, in)`` matrices from input to output (masks applied; biases are
-        ignored since they do not change the constant).
-    variant : {"neuron", "layer"}
-        One multiplier per hidden unit (tighter) or per hidden layer. ``"network"`` is refused:
-        it is unsound.
-    activation : str or (float, float), optional
-        A registered activation (``"relu"``, ``"leaky_relu"``, ``"tanh"``, ``"sigmoid"``) or
-        slope bounds ``(alpha, beta)``; by default the model's own (``"relu"`` for weights).
-    backend : {"auto", "fast", "cvxpy"}
-        ``"auto"`` is ``"fast"``, the structured interior-point method.
-    solver : str, optional
-        For ``"cvxpy"``: a cvxpy solver name (default ``"SCS"``). For ``"fast"``: ``"ipm"``.
-    tol : float, optional
-        Solver tolerance (fast: 1e-8 relative gap and infeasibility; cvxpy: ``eps`` 1e-9).
-    max_iter : int, optional
-        Solver iteration limit (fast: 100; cvxpy: 200000).
-    device : str or torch.device, optional
-        Where the fast solver runs (CUDA when available, else CPU).
-
-    Returns
-    -------
-    LipschitzEstimate
-        ``kind="upper"``, ``certified=True``, method ``"lipsdp-neuron"`` or ``"lipsdp-layer"``.
-        ``details`` holds the backend, the multipliers (original units, after preprocessing),
-        ``solver_rho`` (the solver's own objective), ``certified_rho``, their relative
-        ``gap``, the layer sizes before and after preprocessing and the dead units dropped.
-
-    Raises
-    ------
-    ValidationError
-        Bad weights, an unknown variant (``"network"`` explains why it is absent), backend or
-        activation.
-    SolverUnavailableError
-        A cvxpy solver that is not installed (the message lists the installed ones).
-    SolverError
-        The solver failed, or its multipliers certify nothing.
-
-    Examples
-    --------
-    >>> est = lipsdp([np.eye(2), np.array([[3.0, 4.0]])])
-    >>> round(est.value, 6), est.kind, est.certified
-    (5.0, 'upper', True)
-    """
+def _one(weights, variant: str, slopes, options: LipSDPOptions) -> LipschitzEstimate:
+    """LipSDP on one network (2-D weights)."""
     start = time.perf_counter()
-    slopes = slope_bounds(activation if activation is not None else _own_activation(weights))
-    run = get_registered(BACKENDS, backend, "LipSDP backend")
     prepared = prepare(weights, variant)
     method = f"lipsdp-{variant}"
     if prepared.closed_form is not None:
@@ -191,12 +118,12 @@ def lipsdp(
         return LipschitzEstimate(
             value=value, kind="upper", method=method, status=EstimateStatus.OPTIMAL,
             certified=True, seconds=time.perf_counter() - start, solver="closed_form",
-            details={"backend": backend, "reason": reason, **prepared.details},
+            details={"reason": reason, **prepared.details},
         )  # fmt: skip
-    outcome = run(prepared, slopes, solver, tol, max_iter, device)
+    run = _run_ipm if options.solver == "ipm" else _run_cvxpy
+    outcome = run(prepared, slopes, options)
     rho = prepared.certify(outcome.multipliers, slopes)
     details = {
-        "backend": backend,
         "multipliers": outcome.multipliers.tolist(),
         "solver_rho": outcome.solver_rho,
         "certified_rho": rho,
@@ -212,10 +139,94 @@ def lipsdp(
     )  # fmt: skip
 
 
-def _own_activation(weights: Any) -> str:
-    from robustlaw.empirical.lipschitz.weights import as_network
+def _lipsdp(net: Any, options: LipSDPOptions, variant: str) -> LipschitzEstimate:
+    """Member by member; an ensemble's estimate stacks them (:func:`stack_members`)."""
+    start = time.perf_counter()
+    network = as_network(net)
+    slopes = activation_slope_bounds(
+        network.activation if options.activation is None else options.activation
+    )
+    members = [
+        _one([w[k] for w in network.weights], variant, slopes, options)
+        for k in range(network.n_members)
+    ]
+    return stack_members(members, time.perf_counter() - start) if network.batched else members[0]
 
-    return as_network(weights).activation
+
+_DOC = """A certified LipSDP-{Variant} upper bound on the l2 Lipschitz constant of an MLP.
+
+    The ``"lipsdp-{variant}"`` method of
+    :data:`~robustlaw.empirical.lipschitz.registry.LIPSCHITZ_METHODS`: {what}
+
+    Parameters
+    ----------
+    net : weights, Ensemble, nn.Sequential or state dict
+        See :func:`~robustlaw.empirical.lipschitz.weights.as_network` (masks applied; biases
+        are ignored since they do not change the constant). An ensemble is solved member by
+        member and gives one value per member.
+    options : LipSDPOptions, optional
+        Activation, solver and its limits; the defaults when omitted.
+    X, generator
+        Ignored (the bound needs neither data nor randomness); accepted for the common
+        signature.
+
+    Returns
+    -------
+    LipschitzEstimate
+        ``kind="upper"``, ``certified=True``, method ``"lipsdp-{variant}"``. ``details`` holds
+        the multipliers (original units, after preprocessing), ``solver_rho`` (the solver's
+        own objective), ``certified_rho``, their relative ``gap``, the layer sizes before and
+        after preprocessing and the dead units dropped (for an ensemble, per member in
+        ``details["members"]``).
+
+    Raises
+    ------
+    ValidationError
+        Bad weights or options of another type.
+    SolverUnavailableError
+        A cvxpy solver that is not installed (the message lists the installed ones).
+    SolverError
+        The solver failed, or its multipliers certify nothing.
+
+    Examples
+    --------
+    >>> est = lipsdp_{variant}([np.eye(2), np.array([[3.0, 4.0]])])
+    >>> round(est.value, 6), est.kind, est.certified
+    (5.0, 'upper', True)
+    """
+
+
+def lipsdp_neuron(
+    net: Any,
+    options: LipSDPOptions | None = None,
+    *,
+    X: Any = None,
+    generator: torch.Generator | None = None,
+) -> LipschitzEstimate:
+    return _lipsdp(net, resolve_options(options, LipSDPOptions, "lipsdp-neuron"), "neuron")
+
+
+def lipsdp_layer(
+    net: Any,
+    options: LipSDPOptions | None = None,
+    *,
+    X: Any = None,
+    generator: torch.Generator | None = None,
+) -> LipschitzEstimate:
+    return _lipsdp(net, resolve_options(options, LipSDPOptions, "lipsdp-layer"), "layer")
+
+
+lipsdp_neuron.__doc__ = _DOC.format(
+    Variant="Neuron",
+    variant="neuron",
+    what="one multiplier per hidden unit, the tightest bound here. (LipSDP-Network is not\n"
+    "    implemented: it is unsound.)",
+)
+lipsdp_layer.__doc__ = _DOC.format(
+    Variant="Layer",
+    variant="layer",
+    what="one multiplier per hidden layer, looser than\n    :func:`lipsdp_neuron` and cheaper.",
+)
 
 
 def certify(
@@ -253,7 +264,6 @@ def certify(
     2.0
     """
     from robustlaw.empirical.lipschitz.certify import certify_rho
-    from robustlaw.empirical.lipschitz.weights import as_weight_list
 
     ws = [w.cpu().numpy() for w in as_weight_list(weights)]
     lam = np.asarray(multipliers, dtype=np.float64).ravel()
@@ -265,4 +275,4 @@ def certify(
             f"multipliers must have one entry per hidden unit ({sum(sizes)}) or per hidden "
             f"layer ({len(sizes)}), got {lam.shape[0]}"
         )
-    return math.sqrt(certify_rho(ws, lam, slope_bounds(activation)))
+    return math.sqrt(certify_rho(ws, lam, activation_slope_bounds(activation)))

@@ -22,12 +22,11 @@ from typing import Any
 import cvxpy as cp
 import numpy as np
 
-from robustlaw._validation import check_interval
-from robustlaw.empirical.lipschitz.lipsdp_prepare import Prepared, prepare
+from robustlaw.empirical.lipschitz.lipsdp_prepare import LipSDPOptions, Prepared, prepare
 from robustlaw.empirical.lipschitz.result import EstimateStatus
 from robustlaw.errors import SolverError, SolverUnavailableError, ValidationError
 
-__all__ = ["LipSDPOptions", "LipSDPProblem", "build_lipsdp", "build_prepared", "solve_lipsdp"]
+__all__ = ["LipSDPProblem", "build_lipsdp", "build_prepared", "solve_lipsdp"]
 
 #: cvxpy status -> estimate status. Inaccurate answers are kept only if their multipliers
 #: certify a bound, and then they are reported as MAX_ITER (valid but maybe loose).
@@ -48,31 +47,6 @@ _SOLVER_SETTINGS = {
     },
     "CVXOPT": lambda eps, it: {"abstol": eps, "reltol": eps, "feastol": eps, "max_iters": it},
 }
-
-
-@dataclass(frozen=True, kw_only=True)
-class LipSDPOptions:
-    """Settings of the cvxpy backend.
-
-    Attributes
-    ----------
-    solver : str
-        A cvxpy solver name; it must be installed (``cvxpy.installed_solvers()``).
-    eps : float
-        Solver tolerance (SCS ``eps_abs``/``eps_rel``, Clarabel gap and feasibility, ...).
-    max_iter : int
-        Solver iteration limit.
-    """
-
-    solver: str = "SCS"
-    eps: float = 1e-9
-    max_iter: int = 200_000
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.solver, str):
-            raise ValidationError(f"solver must be a cvxpy solver name, got {self.solver!r}")
-        check_interval(self.eps, "eps", 0.0, 1.0)
-        check_interval(self.max_iter, "max_iter", 1, closed="left")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,12 +135,21 @@ def build_prepared(prepared: Prepared, slopes: tuple[float, float]) -> LipSDPPro
 
 
 def solve_lipsdp(
-    problem: LipSDPProblem, options: LipSDPOptions | None = None
+    problem: LipSDPProblem, options: LipSDPOptions
 ) -> tuple[np.ndarray, float, EstimateStatus, dict[str, Any]]:
     """Solve a built problem; return multipliers, the solver's rho, status and solver stats.
 
+    Parameters
+    ----------
+    problem : LipSDPProblem
+        From :func:`build_lipsdp`.
+    options : LipSDPOptions
+        ``solver`` (a cvxpy solver name), ``cvxpy_eps`` and ``cvxpy_max_iter`` are used.
+
     Raises
     ------
+    ValidationError
+        If ``options.solver`` is ``"ipm"``, which is not a cvxpy solver.
     SolverUnavailableError
         If the solver is not installed (the message lists the installed ones).
     SolverError
@@ -176,13 +159,19 @@ def solve_lipsdp(
         status ``MAX_ITER`` (a valid but maybe loose bound); cvxpy's warnings are kept in
         ``details["solver_warnings"]``.
     """
-    opts = options or LipSDPOptions()
+    opts = options
+    if not isinstance(opts, LipSDPOptions) or opts.solver == "ipm":
+        raise ValidationError(
+            f"options must be LipSDPOptions with a cvxpy solver (e.g. solver='SCS'), got {opts!r}"
+        )
     installed = cp.installed_solvers()
     if opts.solver not in installed:
         raise SolverUnavailableError(
             f"cvxpy solver {opts.solver!r} is not installed; installed: {', '.join(installed)}"
         )
-    settings = _SOLVER_SETTINGS.get(opts.solver, lambda eps, it: {})(opts.eps, opts.max_iter)
+    settings = _SOLVER_SETTINGS.get(opts.solver, lambda eps, it: {})(
+        opts.cvxpy_eps, opts.cvxpy_max_iter
+    )
     # cvxpy warns about inaccurate solutions; that is the status, kept with the warnings' text.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

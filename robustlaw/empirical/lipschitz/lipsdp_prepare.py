@@ -1,4 +1,4 @@
-"""What every LipSDP backend shares: variants, preprocessing, rescaling, certification.
+"""What every LipSDP backend shares: options, variants, preprocessing, rescaling, certification.
 
 LipSDP is Fazlyab, Robey, Hassani, Morari, Pappas, "Efficient and Accurate Estimation of
 Lipschitz Constants for Deep Neural Networks" (NeurIPS 2019, arXiv 1906.04893). Only the two
@@ -14,12 +14,65 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustlaw._validation import get_registered
+from robustlaw._validation import check_integer, check_interval, get_registered
+from robustlaw.empirical.lipschitz.activation_bounds import activation_slope_bounds
 from robustlaw.empirical.lipschitz.certify import certify_rho
 from robustlaw.empirical.lipschitz.weights import as_weight_list, compress_input, drop_dead_units
-from robustlaw.errors import UnknownNameError
+from robustlaw.errors import UnknownNameError, ValidationError
 
-__all__ = ["VARIANTS", "Prepared", "check_variant", "layer_scales", "prepare"]
+__all__ = ["VARIANTS", "LipSDPOptions", "Prepared", "check_variant", "layer_scales", "prepare"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LipSDPOptions:
+    """Options of the ``"lipsdp-neuron"`` and ``"lipsdp-layer"`` methods.
+
+    Attributes
+    ----------
+    activation : str or (alpha, beta), optional
+        A registered activation (``"relu"``, ``"leaky-relu"``, ``"tanh"``, ``"sigmoid"``) or
+        slope bounds ``(alpha, beta)``; by default (None) the network's own (``"relu"`` for
+        plain weights).
+    solver : str
+        ``"ipm"``: the structured interior-point method (:mod:`.sdp_solver`), in torch float64
+        on ``device``. Any other name is a cvxpy solver (``"SCS"``, ``"CLARABEL"``, ...) on the
+        LMI written in cvxpy (:mod:`.lipsdp_cvxpy`); it must be installed.
+    ipm_tol : float
+        ``"ipm"``: stop when the relative duality gap and infeasibilities are below it.
+    ipm_max_iter : int
+        ``"ipm"``: iteration limit.
+    cvxpy_eps : float
+        cvxpy solvers: tolerance (SCS ``eps_abs``/``eps_rel``, Clarabel gap and feasibility).
+    cvxpy_max_iter : int
+        cvxpy solvers: iteration limit.
+    device : str
+        Where ``"ipm"`` runs: ``"auto"`` (CUDA when available, else CPU), ``"cpu"``,
+        ``"cuda[:i]"``.
+
+    Examples
+    --------
+    >>> LipSDPOptions(solver="CLARABEL").cvxpy_eps
+    1e-09
+    """
+
+    activation: str | tuple[float, float] | None = None
+    solver: str = "ipm"
+    ipm_tol: float = 1e-8
+    ipm_max_iter: int = 100
+    cvxpy_eps: float = 1e-9
+    cvxpy_max_iter: int = 200_000
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.activation is not None:
+            activation_slope_bounds(self.activation)
+        for name in ("solver", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise ValidationError(f"{name} must be a string, got {getattr(self, name)!r}")
+        check_interval(self.ipm_tol, "ipm_tol", 0.0, 1.0)
+        check_integer(self.ipm_max_iter, "ipm_max_iter", minimum=1)
+        check_interval(self.cvxpy_eps, "cvxpy_eps", 0.0, 1.0)
+        check_integer(self.cvxpy_max_iter, "cvxpy_max_iter", minimum=1)
 
 
 def _neuron_groups(sizes: list[int]) -> np.ndarray:

@@ -25,8 +25,12 @@ from dataclasses import dataclass
 
 import torch
 
-from robustlaw._validation import check_interval, check_tensor
-from robustlaw.empirical.lipschitz.result import EstimateStatus, LipschitzEstimate
+from robustlaw._validation import check_integer, check_tensor
+from robustlaw.empirical.lipschitz.result import (
+    EstimateStatus,
+    LipschitzEstimate,
+    resolve_options,
+)
 from robustlaw.empirical.lipschitz.weights import Network, as_network
 from robustlaw.errors import ValidationError
 
@@ -47,7 +51,7 @@ def _smooth(fn, slope):
 # activation -> (function, slope(z, beta)); beta=None is the real slope, else the surrogate's.
 _ACTIVATIONS = {
     "relu": _leaky(0.0),
-    "leaky_relu": _leaky(0.01),
+    "leaky-relu": _leaky(0.01),
     "tanh": _smooth(torch.tanh, lambda z: 1 - torch.tanh(z) ** 2),
     "sigmoid": _smooth(torch.sigmoid, lambda z: torch.sigmoid(z) * (1 - torch.sigmoid(z))),
     "identity": _smooth(lambda z: z, torch.ones_like),
@@ -136,9 +140,9 @@ class _Best:
 
 @dataclass(frozen=True, kw_only=True)
 class GradientOptions:
-    """Options of :func:`gradient_lower_bound` (its keyword arguments of the same names).
+    """Options of the ``"gradient"`` method, :func:`gradient_lower_bound`.
 
-    Parameters
+    Attributes
     ----------
     ascent_steps : int
         Steps of surrogate ascent (and of the pair attack).
@@ -158,8 +162,8 @@ class GradientOptions:
 
     def __post_init__(self) -> None:
         for name in ("ascent_steps", "restarts", "hop_rounds"):
-            check_interval(getattr(self, name), name, 0, closed="left")
-        check_interval(self.n_points, "n_points", 1, closed="left")
+            check_integer(getattr(self, name), name, minimum=0)
+        check_integer(self.n_points, "n_points", minimum=1)
 
 
 def _ascend(best: _Best, x: torch.Tensor, steps: int, radius: float, smooth: bool) -> None:
@@ -214,31 +218,31 @@ def _per_member(t: torch.Tensor | None, batched: bool):
 
 
 def gradient_lower_bound(
-    model_or_weights,
-    X=None,
+    net,
+    options: GradientOptions | None = None,
     *,
-    ascent_steps: int = 100,
-    restarts: int = 16,
-    hop_rounds: int = 30,
-    n_points: int = 1024,
+    X=None,
     generator: torch.Generator | None = None,
 ) -> LipschitzEstimate:
     """Largest real Jacobian norm found: a lower estimate attained at ``details["x_star"]``.
 
+    The ``"gradient"`` method of
+    :data:`~robustlaw.empirical.lipschitz.registry.LIPSCHITZ_METHODS`.
     Biases are kept: they move the linear regions, not the constant.
 
     Parameters
     ----------
-    model_or_weights : weights, Ensemble or nn.Sequential
-        See :func:`~robustlaw.empirical.lipschitz.weights.as_network`.
+    net : weights, Ensemble, nn.Sequential or state dict
+        See :func:`~robustlaw.empirical.lipschitz.weights.as_network`; an ensemble gives one
+        value per member.
+    options : GradientOptions, optional
+        The search's sizes; the defaults when omitted.
     X : array_like, optional
         Points of shape ``(n_samples, n_features)`` (shared) or
-        ``(n_members, n_samples, n_features)``. Optional: ``n_points`` random points are
-        always added (see :class:`GradientOptions`).
-    ascent_steps, restarts, hop_rounds, n_points
-        See :class:`GradientOptions`.
+        ``(n_members, n_samples, n_features)``. Optional: ``options.n_points`` random points
+        are always added.
     generator : torch.Generator, optional
-        Source of random points and perturbations.
+        Source of random points and perturbations (seed 0 when omitted).
 
     Returns
     -------
@@ -255,11 +259,10 @@ def gradient_lower_bound(
     >>> round(est.value, 9), est.kind
     (5.0, 'lower')
     """
-    GradientOptions(  # validates the keywords
-        ascent_steps=ascent_steps, restarts=restarts, hop_rounds=hop_rounds, n_points=n_points
-    )
+    opts = resolve_options(options, GradientOptions, "gradient")
+    ascent_steps, restarts = opts.ascent_steps, opts.restarts
     start = time.perf_counter()
-    net = as_network(model_or_weights)
+    net = as_network(net)
     k, dim = net.n_members, net.layer_sizes[0]
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     if X is not None:
@@ -278,14 +281,14 @@ def gradient_lower_bound(
 
     best = _Best(net)
     data_value = best.update(X).max(dim=1).values if X is not None else None
-    pool = draw(n_points) if X is None else torch.cat([X, draw(n_points)], dim=1)
+    pool = draw(opts.n_points) if X is None else torch.cat([X, draw(opts.n_points)], dim=1)
     vals = best.update(pool)
     top = vals.topk(min(restarts, pool.shape[1]), dim=1).indices
     starts = torch.cat([pool[torch.arange(k)[:, None], top], draw(restarts)], dim=1)
     if restarts:
-        _ascend(best, starts, ascent_steps, radius, net.activation in ("relu", "leaky_relu"))
-    for r in range(hop_rounds):
-        scale = 0.3 * (0.01 ** (r / max(hop_rounds - 1, 1)))
+        _ascend(best, starts, ascent_steps, radius, net.activation in ("relu", "leaky-relu"))
+    for r in range(opts.hop_rounds):
+        scale = 0.3 * (0.01 ** (r / max(opts.hop_rounds - 1, 1)))
         size = best.point.norm(dim=-1).clamp_min(radius)[:, None, None] * scale / dim**0.5
         noise = torch.randn(k, 8 * max(restarts, 1), dim, generator=gen, dtype=torch.float64)
         best.update(best.point.unsqueeze(1) + size * noise)

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from robustlaw._validation import check_choice
-from robustlaw.errors import SolverError
+from robustlaw.errors import SolverError, ValidationError
 
-__all__ = ["KINDS", "EstimateStatus", "LipschitzEstimate"]
+__all__ = ["KINDS", "EstimateStatus", "LipschitzEstimate", "resolve_options", "stack_members"]
 
 KINDS = ("lower", "upper")
 
@@ -84,7 +84,8 @@ class LipschitzEstimate:
         ``"lower"``: the value is attained, ``||J_f(x*)||_2`` at a reported point.
         ``"upper"``: the value bounds the constant from above when ``certified``.
     method : str
-        The registered method name (``"gradient"``, ``"spectral"``, ``"eclipse_fast"``, ...).
+        The registry name of the method that produced it (``"gradient"``, ``"spectral"``,
+        ``"eclipse-fast"``, ``"lipsdp-neuron"``, ...).
     status : EstimateStatus
         How the method ended (for ensembles the worst over members).
     certified : bool
@@ -165,3 +166,60 @@ class LipschitzEstimate:
             "n_iter": self.n_iter,
             "solver": self.solver,
         }
+
+
+def resolve_options(options: Any, cls: type, method: str) -> Any:
+    """The options a method runs with: ``cls()`` for None, else ``options`` if it is a ``cls``.
+
+    Raises
+    ------
+    ValidationError
+        For options of another type (the message names the method and the expected class).
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass(frozen=True)
+    ... class Opts:
+    ...     tol: float = 1e-6
+    >>> resolve_options(None, Opts, "spectral")
+    Opts(tol=1e-06)
+    """
+    if options is None:
+        return cls()
+    if not isinstance(options, cls):
+        raise ValidationError(
+            f"options for {method!r} must be {cls.__name__}, got {type(options).__name__}"
+        )
+    return options
+
+
+# worst last: the status of an ensemble is the worst of its members'
+_SEVERITY = list(EstimateStatus)
+
+
+def stack_members(estimates: list[LipschitzEstimate], seconds: float) -> LipschitzEstimate:
+    """One batched estimate from one estimate per member (in member order).
+
+    The status is the worst of the members', ``certified`` holds when it holds for every
+    member, and ``details["members"]`` keeps each member's details.
+
+    Examples
+    --------
+    >>> one = LipschitzEstimate(value=2.0, kind="upper", method="lipsdp-neuron",
+    ...                         status=EstimateStatus.OPTIMAL, certified=True, seconds=0.1)
+    >>> stack_members([one, one], 0.2).values.tolist()
+    [2.0, 2.0]
+    """
+    first = estimates[0]
+    return LipschitzEstimate(
+        value=np.array([e.value for e in estimates], dtype=np.float64),
+        kind=first.kind,
+        method=first.method,
+        status=max((e.status for e in estimates), key=_SEVERITY.index),
+        certified=all(e.certified for e in estimates),
+        seconds=seconds,
+        n_iter=max(e.n_iter for e in estimates),
+        solver=first.solver,
+        details={"members": [e.details for e in estimates]},
+    )

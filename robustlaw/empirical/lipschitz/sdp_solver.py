@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from robustlaw._validation import check_interval
+from robustlaw._validation import check_integer, check_interval
 from robustlaw.empirical.lipschitz.sdp_structure import LMIStructure
 from robustlaw.errors import SolverError
 
@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, kw_only=True)
 class IPMOptions:
-    """Settings of the interior-point method.
+    """Settings of the interior-point method (``tol`` and ``max_iter`` come from
+    :class:`~robustlaw.empirical.lipschitz.lipsdp_prepare.LipSDPOptions`).
 
     Attributes
     ----------
@@ -51,13 +52,13 @@ class IPMOptions:
         Fraction of the step to the boundary of the cone that is taken (in (0, 1)).
     """
 
-    tol: float = 1e-8
-    max_iter: int = 100
+    tol: float
+    max_iter: int
     step_fraction: float = 0.98
 
     def __post_init__(self) -> None:
         check_interval(self.tol, "tol", 0.0, 1.0)
-        check_interval(self.max_iter, "max_iter", 1, closed="left")
+        check_integer(self.max_iter, "max_iter", minimum=1)
         check_interval(self.step_fraction, "step_fraction", 0.0, 1.0)
 
 
@@ -281,15 +282,15 @@ def _start(structure: LMIStructure, b: torch.Tensor, norm_c: float) -> _Point:
     return _Point(xi * eye, x_lin, eta * eye, y)
 
 
-def solve_ipm(structure: LMIStructure, options: IPMOptions | None = None) -> IPMResult:
+def solve_ipm(structure: LMIStructure, options: IPMOptions) -> IPMResult:
     """Minimize ``rho`` subject to the LipSDP LMI with the HKM predictor-corrector method.
 
     Parameters
     ----------
     structure : LMIStructure
         The LMI (its weights should be rescaled to unit spectral norm for good conditioning).
-    options : IPMOptions, optional
-        Tolerances and limits (defaults if omitted).
+    options : IPMOptions
+        Tolerances and limits.
 
     Returns
     -------
@@ -301,7 +302,7 @@ def solve_ipm(structure: LMIStructure, options: IPMOptions | None = None) -> IPM
     SolverError
         If the Newton system breaks down numerically.
     """
-    opts = options or IPMOptions()
+    opts = options
     ops = _Operators(structure)
     m, n0 = structure.n_multipliers, structure.n_in
     c_tilde = -structure.constant

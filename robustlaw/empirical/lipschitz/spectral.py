@@ -15,8 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
-from robustlaw._validation import check_interval, check_tensor
-from robustlaw.empirical.lipschitz.result import EstimateStatus, LipschitzEstimate
+from robustlaw._validation import check_integer, check_interval, check_tensor
+from robustlaw.empirical.lipschitz.result import (
+    EstimateStatus,
+    LipschitzEstimate,
+    resolve_options,
+)
 from robustlaw.empirical.lipschitz.weights import as_network
 
 __all__ = [
@@ -184,8 +188,8 @@ def power_iteration(
     """
     W = check_tensor(W, "W", ndim=tuple(range(2, 8)))
     check_interval(tol, "tol", 0.0, closed="neither")
-    check_interval(max_iter, "max_iter", 1, closed="left")
-    check_interval(squarings, "squarings", 0, 200, closed="both")
+    check_integer(max_iter, "max_iter", minimum=1)
+    check_integer(squarings, "squarings", minimum=0, maximum=200)
     out, inp = W.shape[-2:]
     if u0 is None:
         u0 = torch.randn((*W.shape[:-2], out), generator=generator, dtype=W.dtype, device=W.device)
@@ -252,9 +256,9 @@ def spectral_norm_bounds(
 
 @dataclass(frozen=True, kw_only=True)
 class SpectralOptions:
-    """Options of :func:`spectral_product` (the keyword arguments of the same names).
+    """Options of the ``"spectral"`` method, :func:`spectral_product`.
 
-    Parameters
+    Attributes
     ----------
     tol : float
         Target relative width of each factor's certified interval.
@@ -270,30 +274,34 @@ class SpectralOptions:
 
     def __post_init__(self) -> None:
         check_interval(self.tol, "tol", 0.0, closed="neither")
-        check_interval(self.max_squarings, "max_squarings", 1, 200, closed="both")
-        check_interval(self.svd_max_dim, "svd_max_dim", 0, closed="left")
+        check_integer(self.max_squarings, "max_squarings", minimum=1, maximum=200)
+        check_integer(self.svd_max_dim, "svd_max_dim", minimum=0)
 
 
 def spectral_product(
-    model_or_weights,
+    net,
+    options: SpectralOptions | None = None,
     *,
-    tol: float = 1e-6,
-    max_squarings: int = 30,
-    svd_max_dim: int = 64,
+    X=None,
     generator: torch.Generator | None = None,
 ) -> LipschitzEstimate:
     """Certified upper bound ``prod_l ||W_l||_2`` (1-Lipschitz activations), batched.
 
+    The ``"spectral"`` method of
+    :data:`~robustlaw.empirical.lipschitz.registry.LIPSCHITZ_METHODS`.
     Every factor is certified (exact SVD or Gram iteration, see :func:`spectral_norm_bounds`);
     ``details["factors"]`` says which, with each factor's interval. Sound for activations with
     slopes in ``[-1, 1]`` (ReLU, leaky ReLU, tanh, sigmoid).
 
     Parameters
     ----------
-    model_or_weights : weights, Ensemble or nn.Sequential
-        See :func:`~robustlaw.empirical.lipschitz.weights.as_network`.
-    tol, max_squarings, svd_max_dim
-        See :class:`SpectralOptions`.
+    net : weights, Ensemble, nn.Sequential or state dict
+        See :func:`~robustlaw.empirical.lipschitz.weights.as_network`; an ensemble gives one
+        value per member.
+    options : SpectralOptions, optional
+        Tolerance and limits of the certification; the defaults when omitted.
+    X : array_like, optional
+        Ignored (the bound needs no data); accepted for the common signature.
     generator : torch.Generator, optional
         Start vectors of the power iterations that close each Gram interval.
 
@@ -315,9 +323,9 @@ def spectral_product(
     >>> round(est.value, 9), est.kind, est.details["factors"][0]["certification"]
     (6.0, 'upper', 'svd')
     """
-    options = SpectralOptions(tol=tol, max_squarings=max_squarings, svd_max_dim=svd_max_dim)
+    options = resolve_options(options, SpectralOptions, "spectral")
     start = time.perf_counter()
-    net = as_network(model_or_weights)
+    net = as_network(net)
     value = torch.ones(net.n_members, dtype=torch.float64)
     factors, converged, n_iter = [], True, 0
     for W in net.weights:

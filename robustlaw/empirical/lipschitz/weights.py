@@ -13,6 +13,7 @@ keys (``"<i>.bias"`` optional).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 
 from robustlaw._validation import check_tensor, get_registered
+from robustlaw.empirical.lipschitz.activation_bounds import ACTIVATION_SLOPE_BOUNDS
 from robustlaw.errors import ValidationError
 
 __all__ = [
@@ -34,7 +36,7 @@ __all__ = [
 
 _MODULE_ACTIVATIONS = {
     "ReLU": "relu",
-    "LeakyReLU": "leaky_relu",
+    "LeakyReLU": "leaky-relu",
     "Tanh": "tanh",
     "Sigmoid": "sigmoid",
     "Identity": "identity",
@@ -52,7 +54,8 @@ class Network:
     biases : tuple of torch.Tensor or None
         Float64 tensors of shape ``(n_members, out)``, or None for a bias-free network.
     activation : str
-        The hidden activation, a key of :data:`~robustlaw.empirical.lipschitz.slopes.SLOPE_BOUNDS`.
+        The hidden activation, a key of
+        :data:`~robustlaw.empirical.lipschitz.activation_bounds.ACTIVATION_SLOPE_BOUNDS`.
     batched : bool
         Whether the input had a member axis (estimates then return one value per member).
     """
@@ -130,8 +133,9 @@ def as_network(
 
     Parameters
     ----------
-    model_or_weights : sequence of array_like, Ensemble, nn.Sequential or state dict
+    model_or_weights : sequence of array_like, Ensemble, nn.Sequential, state dict or Network
         See the module docstring. 2-D matrices make one network; 3-D ones a stack of members.
+        A :class:`Network` is returned as it is (with ``activation`` replaced if given).
     activation : str, optional
         The hidden activation; by default the model's own (``"relu"`` for plain weights).
     dtype : torch.dtype
@@ -154,8 +158,12 @@ def as_network(
     ((2, 1), False, 'tanh')
     """
     from robustlaw.empirical.ensemble import Ensemble
-    from robustlaw.empirical.lipschitz.slopes import SLOPE_BOUNDS
 
+    if isinstance(model_or_weights, Network):  # already validated
+        if activation is None or activation == model_or_weights.activation:
+            return model_or_weights
+        get_registered(ACTIVATION_SLOPE_BOUNDS, activation, "activation")
+        return dataclasses.replace(model_or_weights, activation=activation)
     biases: list | None = None
     own_activation = "relu"
     batched = None
@@ -198,7 +206,7 @@ def as_network(
             for l, (b, w) in enumerate(zip(biases, weights, strict=True))
         ]
     act = own_activation if activation is None else activation
-    get_registered(SLOPE_BOUNDS, act, "activation")
+    get_registered(ACTIVATION_SLOPE_BOUNDS, act, "activation")
     return Network(
         weights=tuple(weights),
         biases=None if biases is None else tuple(biases),

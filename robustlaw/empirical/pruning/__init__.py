@@ -30,7 +30,6 @@ from robustlaw.empirical.pruning.masks import exact_top_k as exact_top_k
 from robustlaw.empirical.pruning.masks import layer_densities as layer_densities
 from robustlaw.empirical.pruning.masks import mask_density as mask_density
 from robustlaw.empirical.pruning.masks import n_keep_for_density as n_keep_for_density
-from robustlaw.empirical.pruning.masks import validate_masks as validate_masks
 from robustlaw.empirical.pruning.plan import MaskInfo as MaskInfo
 from robustlaw.empirical.pruning.plan import PrunePlan as PrunePlan
 from robustlaw.empirical.pruning.plan import PruneResult as PruneResult
@@ -78,5 +77,4 @@ __all__ = [
     "select_members",
     "shuffle_global",
     "shuffle_layerwise",
-    "validate_masks",
 ]

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import torch
 
-from robustlaw._validation import check_choice, check_tensor
+from robustlaw._validation import check_tensor, get_registered
 from robustlaw.empirical.data import Dataset
-from robustlaw.empirical.losses import LOSSES, prepare_targets
+from robustlaw.empirical.training.losses import LOSSES, prepare_targets
 from robustlaw.errors import ValidationError
 
 __all__ = ["ScoringData", "member_losses", "prepare_scoring_data"]
@@ -89,9 +89,9 @@ def prepare_scoring_data(
 
     ``data`` is a :class:`~robustlaw.empirical.data.Dataset` or a pair ``(X, y)``. ``X`` is
     shared ``(n_samples, n_features)`` or per member ``(n_members, n_samples, n_features)``;
-    ``y`` follows :func:`robustlaw.empirical.losses.prepare_targets`.
+    ``y`` follows :func:`robustlaw.empirical.training.losses.prepare_targets`.
     """
-    check_choice(loss, "loss", LOSSES)
+    get_registered(LOSSES, loss, "loss")
     if isinstance(data, Dataset):
         data = (data.X, data.y)
     if not isinstance(data, (tuple, list)) or len(data) != 2:
@@ -115,4 +115,4 @@ def prepare_scoring_data(
 
 def member_losses(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
     """Per-member mean loss, shape ``(n_members,)``; sum it to get per-member gradients."""
-    return LOSSES[loss].per_example(out, y).mean(dim=1)
+    return LOSSES[loss]().per_example(out, y).mean(dim=1)

@@ -70,17 +70,17 @@ class MagnitudeAfterOptions:
 
     Parameters
     ----------
-    after_prune : {"rewind_k", "finetune"}
+    after_prune : {"rewind-k", "finetune"}
         Survivors restart from ``θ_k`` (default) or keep the trained ``θ_T``.
     rewind_step : int
-        ``k`` for ``rewind_k`` (default 0, as IMP's default).
+        ``k`` for ``rewind-k`` (default 0, as IMP's default).
     """
 
-    after_prune: str = "rewind_k"
+    after_prune: str = "rewind-k"
     rewind_step: int = 0
 
     def __post_init__(self) -> None:
-        check_choice(self.after_prune, "after_prune", ("rewind_k", "finetune"))
+        check_choice(self.after_prune, "after_prune", ("rewind-k", "finetune"))
         check_seed(self.rewind_step, "rewind_step")
 
 
@@ -113,7 +113,7 @@ def _train(ctx: PruneContext, ens: Ensemble, max_steps: int, snapshot: int | Non
 def prune_magnitude_after(ctx: PruneContext) -> PrunerOutput:
     """Train dense, keep the largest ``|θ_T|``, then rewind to ``θ_k`` or keep ``θ_T``."""
     opts: MagnitudeAfterOptions = ctx.options
-    rewind = opts.after_prune == "rewind_k"
+    rewind = opts.after_prune == "rewind-k"
     res = _train(
         ctx, ctx.ensemble, ctx.train_options.max_steps, opts.rewind_step if rewind else None
     )

@@ -1,9 +1,10 @@
-"""Mask helpers: validation, densities and exact top-k thresholding.
+"""Mask helpers: densities and exact top-k thresholding.
 
 A mask is a dict of boolean tensors keyed by weight name (``METHODS.md`` §2). In an
 :class:`~robustlaw.empirical.ensemble.Ensemble` every tensor has a leading member axis of length
 K, so one mask dict holds the masks of all members; the helpers here work on that stacked form
-and treat the members independently.
+and treat the members independently. Masks are validated by
+:func:`robustlaw.empirical.ensemble.check_masks`.
 
 Counting rule (``METHODS.md`` §1): pruning a fraction ``s = 1 - density`` of ``N`` entries
 removes ``n_prune = ceil(s N - 1e-9)`` of them, computed in float64; the tolerance absorbs float
@@ -20,7 +21,6 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from robustlaw.empirical.ensemble import check_masks
 from robustlaw.errors import ValidationError
 
 __all__ = [
@@ -28,7 +28,6 @@ __all__ = [
     "layer_densities",
     "mask_density",
     "n_keep_for_density",
-    "validate_masks",
 ]
 
 Tensors = Mapping[str, torch.Tensor]
@@ -58,29 +57,6 @@ def n_keep_for_density(density: float, n_entries: int) -> int:
     """
     n_prune = math.ceil((1.0 - float(density)) * n_entries - 1e-9)
     return n_entries - min(max(n_prune, 0), n_entries)
-
-
-def validate_masks(params: Tensors, masks: Tensors, names: Sequence[str]) -> None:
-    """Check that ``masks`` holds one boolean tensor of the right shape per weight name.
-
-    The checks are :func:`robustlaw.empirical.ensemble.check_masks` with ``required=names``.
-
-    Raises
-    ------
-    ValidationError
-        If a key is missing or extra, a mask is not a boolean tensor, or its shape or device
-        differs from its weight's.
-
-    Examples
-    --------
-    >>> w = {"0.weight": torch.zeros(1, 2, 3)}
-    >>> validate_masks(w, {"0.weight": torch.ones(1, 2, 3, dtype=torch.bool)}, ["0.weight"])
-    >>> validate_masks(w, {"0.weight": torch.ones(1, 3, 2, dtype=torch.bool)}, ["0.weight"])
-    Traceback (most recent call last):
-    ...
-    robustlaw.errors.ValidationError: mask '0.weight' must have shape (1, 2, 3), got (1, 3, 2)
-    """
-    check_masks(dict(masks), dict(params), required=tuple(names))
 
 
 def layer_densities(masks: Tensors) -> dict[str, torch.Tensor]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from robustlaw._validation import check_choice, check_interval, check_seed
+from robustlaw._validation import check_choice, check_interval, check_seed, get_registered
 from robustlaw.empirical.data import Dataset
 from robustlaw.empirical.ensemble import Ensemble, MLPSpec, init_mlp_ensemble
 from robustlaw.empirical.pruning._context import PruneContext
@@ -78,7 +78,7 @@ class PrunePlan:
         check_seed(self.seed)
         check_choice(self.scope, "scope", ("global", "layerwise"))
         if self.shuffle is not None:
-            check_choice(self.shuffle, "shuffle", SHUFFLES)
+            get_registered(SHUFFLES, self.shuffle, "shuffle")
         if self.reinit_seed is not None:
             check_seed(self.reinit_seed, "reinit_seed")
         if self.options is None:
@@ -173,9 +173,9 @@ def _check_inputs(ensemble: Ensemble, plans, data, loss: str, train_options) -> 
                 f"member {i}: density={plan.density} exceeds the current density {current:.6g}; "
                 "pruned weights cannot be revived"
             )
-    if train_options is not None and train_options.loss != loss:
+    if train_options is not None and train_options.loss.name != loss:
         raise ValidationError(
-            f"loss={loss!r} differs from train_options.loss={train_options.loss!r}"
+            f"loss={loss!r} differs from train_options.loss={train_options.loss.name!r}"
         )
 
 
@@ -199,11 +199,11 @@ def prune(
         Scoring or training data, a :class:`~robustlaw.empirical.data.Dataset` or a pair:
         ``X`` of shape ``(n_samples, n_features)`` (shared) or ``(n_members, n_samples,
         n_features)``; ``y`` as the loss expects. Needed by ``snip``, ``grasp``,
-        ``grasp_abs``, ``magnitude_after`` and ``imp``.
-    loss : {"mse", "cross_entropy", "logistic"}
+        ``grasp-abs``, ``magnitude-after`` and ``imp``.
+    loss : {"mse", "cross-entropy", "logistic"}
         The training loss, also used for scoring.
     train_options : robustlaw.empirical.training.TrainOptions, optional
-        The training recipe of ``magnitude_after`` and ``imp`` (its ``loss`` must be ``loss``).
+        The training recipe of ``magnitude-after`` and ``imp`` (its ``loss`` must be ``loss``).
 
     Returns
     -------

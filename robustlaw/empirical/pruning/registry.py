@@ -62,7 +62,7 @@ PRUNERS: dict[str, Pruner] = {
     "random": Pruner(
         run=prune_random, default_options=RandomOptions(), description="i.i.d. U(0,1) scores"
     ),
-    "random_exact": Pruner(
+    "random-exact": Pruner(
         run=prune_random,
         default_options=RandomOptions(exact=True),
         description="a uniform subset of exactly N_l - ceil(s N_l) entries per layer",
@@ -87,7 +87,7 @@ PRUNERS: dict[str, Pruner] = {
         needs_data=True,
         description="keep θ ⊙ Hg (prune the highest S = -θ ⊙ Hg)",
     ),
-    "grasp_abs": Pruner(
+    "grasp-abs": Pruner(
         run=prune_grasp_abs, default_options=GraspOptions(), needs_data=True, description="|θ ⊙ Hg|"
     ),
     "synflow": Pruner(
@@ -95,7 +95,7 @@ PRUNERS: dict[str, Pruner] = {
         default_options=SynflowOptions(),
         description="iterative synaptic flow, data-free",
     ),
-    "magnitude_after": Pruner(
+    "magnitude-after": Pruner(
         run=prune_magnitude_after,
         default_options=MagnitudeAfterOptions(),
         needs_data=True,
@@ -128,6 +128,10 @@ def get_pruner(name: str) -> Pruner:
     >>> get_pruner("snp")
     Traceback (most recent call last):
     ...
-    robustlaw.errors.UnknownNameError: unknown pruning method 'snp'; valid names: er, erk, grasp, grasp_abs, imp, magnitude, magnitude_after, random, random_exact, snip, synflow
+    robustlaw.errors.UnknownNameError: unknown pruning method 'snp'; valid names: er, erk, grasp, grasp-abs, imp, magnitude, magnitude-after, random, random-exact, snip, synflow
+    >>> get_pruner("magnitude_after")
+    Traceback (most recent call last):
+    ...
+    robustlaw.errors.UnknownNameError: unknown pruning method 'magnitude_after': it is now called 'magnitude-after'
     """  # noqa: E501
     return get_registered(PRUNERS, name, "pruning method")

@@ -14,8 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from robustlaw._validation import check_choice
-from robustlaw.empirical.data.record import check_count
+from robustlaw._validation import check_choice, check_integer
 from robustlaw.empirical.pruning._context import PruneContext
 from robustlaw.empirical.pruning._data import member_losses
 from robustlaw.errors import ValidationError
@@ -57,7 +56,7 @@ class PrunerOutput:
 
 def _check_optional_count(value, name: str) -> None:
     if value is not None:
-        check_count(value, name)
+        check_integer(value, name, minimum=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,7 +68,7 @@ class RandomOptions:
     exact : bool
         False (``random``): i.i.d. ``U(0, 1)`` scores under the plan's scope (global by default),
         so each layer lands near the target up to binomial fluctuation. True
-        (``random_exact``): every layer keeps a uniform subset of exactly
+        (``random-exact``): every layer keeps a uniform subset of exactly
         ``N_l - ceil(s N_l - 1e-9)`` entries.
     """
 
@@ -90,7 +89,7 @@ class SnipOptions:
     samples_per_class : int or None
         Examples per class of the seeded class-balanced scoring subset (default 10); ``None``
         uses all data. Regression draws ``2 * samples_per_class`` examples uniformly.
-    reduce : {"abs_of_sum", "mean_of_abs"}
+    reduce : {"abs-of-sum", "mean-of-abs"}
         Multi-batch reduction: ``|θ ⊙ Σ_b w_b g_b|`` (Synaptic-Flow) or ``Σ_b w_b |θ ⊙ g_b|``
         (Missing the Mark), with batch-size weights ``w_b``. They agree for one batch.
     batch_size : int or None
@@ -98,13 +97,13 @@ class SnipOptions:
     """
 
     samples_per_class: int | None = 10
-    reduce: str = "abs_of_sum"
+    reduce: str = "abs-of-sum"
     batch_size: int | None = None
 
     def __post_init__(self) -> None:
         _check_optional_count(self.samples_per_class, "samples_per_class")
         _check_optional_count(self.batch_size, "batch_size")
-        check_choice(self.reduce, "reduce", ("abs_of_sum", "mean_of_abs"))
+        check_choice(self.reduce, "reduce", ("abs-of-sum", "mean-of-abs"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,8 +118,8 @@ class GraspOptions:
         not logits, and are never divided.
     samples_per_class : int or None
         As in :class:`SnipOptions` (default 10).
-    batch_mode : {"same", "split_halves"}
-        ``same``: ``g`` and ``Hg`` from one batch (Missing the Mark). ``split_halves`` (the
+    batch_mode : {"same", "split-halves"}
+        ``same``: ``g`` and ``Hg`` from one batch (Missing the Mark). ``split-halves`` (the
         official code): ``g`` summed over two halves, ``Hg = Σ_h H_h g``.
     reinit_linear : bool
         Score a copy whose weights are redrawn from ``xavier_normal`` (the official code);
@@ -136,7 +135,7 @@ class GraspOptions:
         if not (isinstance(self.temperature, (int, float)) and self.temperature > 0):
             raise ValidationError(f"temperature must be positive, got {self.temperature!r}")
         _check_optional_count(self.samples_per_class, "samples_per_class")
-        check_choice(self.batch_mode, "batch_mode", ("same", "split_halves"))
+        check_choice(self.batch_mode, "batch_mode", ("same", "split-halves"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,7 +157,7 @@ class SynflowOptions:
     dtype: str = "float64"
 
     def __post_init__(self) -> None:
-        check_count(self.iterations, "iterations")
+        check_integer(self.iterations, "iterations", minimum=1)
         check_choice(self.schedule, "schedule", ("exponential", "linear"))
         check_choice(self.dtype, "dtype", ("float64", "float32"))
 
@@ -215,8 +214,8 @@ def snip_scores(ctx: PruneContext) -> Tensors:
         grads = torch.autograd.grad(total, list(w.values()))
         weight = chunk.shape[1] / idx.shape[1]
         for (k, theta), g in zip(w.items(), grads, strict=True):
-            acc[k] += weight * (g if opts.reduce == "abs_of_sum" else (theta.detach() * g).abs())
-    if opts.reduce == "abs_of_sum":
+            acc[k] += weight * (g if opts.reduce == "abs-of-sum" else (theta.detach() * g).abs())
+    if opts.reduce == "abs-of-sum":
         return {k: (w[k].detach() * acc[k]).abs() for k in w}
     return acc
 
@@ -239,7 +238,7 @@ def grasp_hessian_gradient(ctx: PruneContext) -> tuple[Tensors, Tensors]:
     """The weights GraSP scores and their Hessian-gradient product ``Hg`` (double backprop).
 
     ``Hg = ∇_θ ⟨sg(g), ∇_θ L⟩`` with ``g = ∇_θ L``, summed over the batch parts of
-    ``batch_mode`` (``Σ_h H_h g`` with ``g = Σ_h g_h`` for ``split_halves``).
+    ``batch_mode`` (``Σ_h H_h g`` with ``g = Σ_h g_h`` for ``split-halves``).
 
     Returns
     -------
@@ -248,10 +247,10 @@ def grasp_hessian_gradient(ctx: PruneContext) -> tuple[Tensors, Tensors]:
     """
     opts: GraspOptions = ctx.options
     idx = _subset(ctx, opts.samples_per_class)
-    if opts.batch_mode == "split_halves":
+    if opts.batch_mode == "split-halves":
         half = idx.shape[2] // 2
         if half == 0:
-            raise ValidationError("batch_mode='split_halves' needs samples_per_class >= 2")
+            raise ValidationError("batch_mode='split-halves' needs samples_per_class >= 2")
         parts = [idx[:, :, :half], idx[:, :, half:]]
     else:
         parts = [idx]

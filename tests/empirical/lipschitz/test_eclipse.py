@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from robustlaw.empirical.lipschitz import eclipse
+from robustlaw.empirical.lipschitz import EclipseFastOptions, EclipseOptions, eclipse, eclipse_fast
 from robustlaw.errors import SolverUnavailableError
 
 
@@ -20,7 +20,7 @@ def fast_reference(ws, m=0.5):
 @pytest.mark.parametrize("seed", range(5))
 def test_fast_matches_reference_formula(random_weights, seed):
     ws = random_weights((5, 7, 6, 4, 2), seed)
-    assert eclipse(ws).value == pytest.approx(fast_reference(ws), rel=1e-9)
+    assert eclipse_fast(ws).value == pytest.approx(fast_reference(ws), rel=1e-9)
 
 
 def test_single_hidden_layer_closed_form():
@@ -30,21 +30,21 @@ def test_single_hidden_layer_closed_form():
     l = 2 / 4.0
     x1 = l * np.eye(2) - l**2 / 4 * w0 @ w0.T
     expected = np.sqrt(w1 @ np.linalg.inv(x1) @ w1.T).item()
-    assert eclipse([w0, w1]).value == pytest.approx(expected * (1 + 1e-12), rel=1e-12)
+    assert eclipse_fast([w0, w1]).value == pytest.approx(expected * (1 + 1e-12), rel=1e-12)
 
 
 def test_single_linear_layer_is_its_norm(random_weights):
     (w,) = random_weights((6, 4), 0)
+    assert eclipse_fast([w]).value == pytest.approx(np.linalg.norm(w, 2), rel=1e-12)
     assert eclipse([w]).value == pytest.approx(np.linalg.norm(w, 2), rel=1e-12)
-    assert eclipse([w], fast=False).value == pytest.approx(np.linalg.norm(w, 2), rel=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_sdp_version_is_tighter_and_matches_cvxpy(random_weights, seed):
     ws = random_weights((4, 6, 6, 2), seed)
-    fast = eclipse(ws).value
-    ours = eclipse(ws, fast=False)
-    ref = eclipse(ws, fast=False, solver="CLARABEL")
+    fast = eclipse_fast(ws).value
+    ours = eclipse(ws)
+    ref = eclipse(ws, EclipseOptions(solver="CLARABEL"))
     assert ours.certified
     assert ours.value <= fast * (1 + 1e-12)
     assert ours.value == pytest.approx(ref.value, rel=3e-2)  # first-order: within ~2%
@@ -52,21 +52,21 @@ def test_sdp_version_is_tighter_and_matches_cvxpy(random_weights, seed):
 
 def test_batched_equals_one_by_one(random_weights):
     ws = random_weights((12, 8, 8, 3), 2, n_members=5)
-    for fast in (True, False):
-        batched = eclipse(ws, fast=fast).value
-        singles = [eclipse([w[k] for w in ws], fast=fast).value for k in range(5)]
+    for method in (eclipse_fast, eclipse):
+        batched = method(ws).value
+        singles = [method([w[k] for w in ws]).value for k in range(5)]
         np.testing.assert_allclose(batched, singles, rtol=1e-9)
 
 
 def test_zero_layer_gives_zero_and_slopes_scale(random_weights):
     ws = random_weights((3, 5, 1), 0)
-    assert eclipse([ws[0], np.zeros((1, 5))]).value == 0.0
+    assert eclipse_fast([ws[0], np.zeros((1, 5))]).value == 0.0
     # sigmoid's slopes are a quarter of relu's: m scales by 1/4, so the bound scales by 1/4
-    assert eclipse(ws, activation="sigmoid").value == pytest.approx(
-        eclipse(ws).value / 4, rel=1e-12
+    assert eclipse_fast(ws, EclipseFastOptions(activation="sigmoid")).value == pytest.approx(
+        eclipse_fast(ws).value / 4, rel=1e-12
     )
 
 
 def test_missing_solver_lists_installed(random_weights):
     with pytest.raises(SolverUnavailableError, match="installed: torch"):
-        eclipse(random_weights((3, 4, 1), 0), fast=False, solver="MOSEK_NOT_HERE")
+        eclipse(random_weights((3, 4, 1), 0), EclipseOptions(solver="MOSEK_NOT_HERE"))

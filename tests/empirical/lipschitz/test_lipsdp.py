@@ -14,8 +14,13 @@ import scipy.io
 import torch
 
 from robustlaw.empirical.lipschitz.certify import certify_rho
-from robustlaw.empirical.lipschitz.lipsdp import certify, lipsdp
-from robustlaw.empirical.lipschitz.lipsdp_cvxpy import LipSDPOptions, build_lipsdp, solve_lipsdp
+from robustlaw.empirical.lipschitz.lipsdp import (
+    LipSDPOptions,
+    certify,
+    lipsdp_layer,
+    lipsdp_neuron,
+)
+from robustlaw.empirical.lipschitz.lipsdp_cvxpy import build_lipsdp, solve_lipsdp
 from robustlaw.empirical.lipschitz.lipsdp_prepare import prepare
 from robustlaw.empirical.lipschitz.sdp_structure import LMIStructure
 from robustlaw.errors import SolverError, SolverUnavailableError, ValidationError
@@ -27,7 +32,7 @@ ACTIVATIONS = {
         lambda v: 1.0 / (1.0 + np.exp(-v)),
         lambda v: np.exp(-v) / (1.0 + np.exp(-v)) ** 2,
     ),
-    "leaky_relu": (lambda v: np.where(v > 0, v, 0.01 * v), lambda v: np.where(v > 0, 1.0, 0.01)),
+    "leaky-relu": (lambda v: np.where(v > 0, v, 0.01 * v), lambda v: np.where(v > 0, 1.0, 0.01)),
 }
 
 
@@ -38,6 +43,12 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def lipsdp(ws, variant="neuron", **options):
+    """LipSDP-Neuron or -Layer of ``ws`` with ``LipSDPOptions(**options)``."""
+    method = {"neuron": lipsdp_neuron, "layer": lipsdp_layer}[variant]
+    return method(ws, LipSDPOptions(**options))
 
 
 def random_net(sizes, seed, *, density=1.0):
@@ -160,7 +171,7 @@ def test_identity_first_layer_gives_norm_of_output_weights(variant):
     assert lipsdp([np.eye(3), w], variant=variant).value == pytest.approx(13.0, rel=1e-7)
 
 
-@pytest.mark.parametrize("activation", ["relu", "tanh", "leaky_relu"])
+@pytest.mark.parametrize("activation", ["relu", "tanh", "leaky-relu"])
 def test_one_hidden_unit_gives_product_of_norms(activation):
     a, c = np.array([[1.0, 2.0, 2.0]]), np.array([[-0.5], [2.0]])
     exact = 3.0 * np.linalg.norm(c)  # x -> c phi(a.x), slope of phi at most 1 and attained
@@ -196,7 +207,7 @@ def test_single_linear_layer_and_zero_layer_are_closed_forms():
 def test_fast_matches_cvxpy_reference(sizes, variant, activation):
     ws = random_net(sizes, seed=sum(sizes))
     fast = lipsdp(ws, variant=variant, activation=activation)
-    ref = lipsdp(ws, variant=variant, activation=activation, backend="cvxpy", solver="CLARABEL")
+    ref = lipsdp(ws, variant=variant, activation=activation, solver="CLARABEL")
     assert ref.certified
     assert ref.solver == "cvxpy:CLARABEL"
     assert fast.value == pytest.approx(ref.value, rel=1e-5)
@@ -218,7 +229,7 @@ def test_build_then_solve_lipsdp_in_cvxpy():
 
 def test_cvxpy_default_solver_is_scs_and_recorded():
     ws = random_net([3, 5, 4, 1], seed=6)
-    est = lipsdp(ws, backend="cvxpy")
+    est = lipsdp(ws, solver="SCS")
     assert est.solver == "cvxpy:SCS"
     assert est.value == pytest.approx(lipsdp(ws).value, rel=1e-4)
 
@@ -226,9 +237,9 @@ def test_cvxpy_default_solver_is_scs_and_recorded():
 def test_stopped_solver_never_returns_an_unproven_bound():
     ws = random_net([3, 6, 5, 1], seed=13)
     exact = lipsdp(ws).value
-    for backend in ("fast", "cvxpy"):
+    for limits in ({"ipm_max_iter": 3}, {"solver": "SCS", "cvxpy_max_iter": 3}):
         try:
-            est = lipsdp(ws, backend=backend, max_iter=3)
+            est = lipsdp(ws, **limits)
         except SolverError as err:  # the multipliers certified nothing: said so
             message = str(err)
         else:
@@ -314,21 +325,29 @@ def test_pruned_weights_stay_zero_in_what_the_sdp_sees():
 
 def test_network_variant_is_refused_as_unsound():
     with pytest.raises(ValueError, match="unsound"):
-        lipsdp(random_net([3, 4, 1], seed=0), variant="network")
+        prepare(random_net([3, 4, 1], seed=0), "network")
 
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"variant": "neurons"}, "neuron"),
-        ({"activation": "gelu"}, "relu"),
-        ({"backend": "mosek"}, "cvxpy"),
-        ({"solver": "SCS"}, "backend='cvxpy'"),
+        ({"activation": "gelu"}, "unknown activation 'gelu'.*relu"),
+        ({"activation": "leaky_relu"}, "now called 'leaky-relu'"),
+        ({"ipm_tol": 0.0}, "ipm_tol"),
+        ({"ipm_max_iter": 2.5}, "ipm_max_iter"),
+        ({"cvxpy_max_iter": 0}, "cvxpy_max_iter"),
+        ({"solver": None}, "solver"),
     ],
 )
-def test_unknown_names_list_the_valid_ones(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        lipsdp(random_net([3, 4, 1], seed=0), **kwargs)
+def test_bad_options_name_the_option(kwargs, match):
+    with pytest.raises(ValidationError, match=match):
+        LipSDPOptions(**kwargs)
+
+
+def test_solve_lipsdp_needs_a_cvxpy_solver():
+    problem = build_lipsdp(random_net([3, 4, 1], seed=0))
+    with pytest.raises(ValidationError, match="cvxpy solver"):
+        solve_lipsdp(problem, LipSDPOptions())
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
@@ -348,7 +367,7 @@ def test_gpu_gives_the_cpu_value():
 
 def test_missing_solver_lists_installed_ones():
     with pytest.raises(SolverUnavailableError, match="SCS"):
-        lipsdp(random_net([3, 4, 1], seed=0), backend="cvxpy", solver="NOT_A_SOLVER")
+        lipsdp(random_net([3, 4, 1], seed=0), solver="NOT_A_SOLVER")
 
 
 @pytest.mark.parametrize(
@@ -372,7 +391,7 @@ def _random_case(seed):
     depth = int(rng.integers(1, 4))
     sizes = [int(rng.integers(2, 9))] + [int(rng.integers(3, 13)) for _ in range(depth)]
     sizes.append(int(rng.integers(1, 4)))
-    activation = ("relu", "relu", "tanh", "leaky_relu")[seed % 4]
+    activation = ("relu", "relu", "tanh", "leaky-relu")[seed % 4]
     density = 1.0 if seed % 3 else 0.6
     return random_net(sizes, seed, density=density), activation
 

@@ -6,6 +6,7 @@ import torch
 
 from robustlaw.empirical.lipschitz import (
     EstimateStatus,
+    SpectralOptions,
     lanczos,
     power_iteration,
     spectral_norm_bounds,
@@ -75,13 +76,13 @@ def test_spectral_norm_bounds_bracket_exact(svd_max_dim, stack):
 def test_spectral_product_exact_and_status(random_weights):
     ws = random_weights((20, 70, 70, 3), 0)
     exact = np.prod([np.linalg.norm(w, 2) for w in ws])
-    est = spectral_product(ws, svd_max_dim=0, tol=1e-9)
+    est = spectral_product(ws, SpectralOptions(svd_max_dim=0, tol=1e-9))
     assert est.certified
     assert est.kind == "upper"
     assert est.value >= exact
     assert est.value == pytest.approx(exact, rel=1e-8)
     assert [f["certification"] for f in est.details["factors"]] == ["gram", "gram", "gram"]
-    loose = spectral_product(ws, svd_max_dim=0, tol=1e-12, max_squarings=1)
+    loose = spectral_product(ws, SpectralOptions(svd_max_dim=0, tol=1e-12, max_squarings=1))
     assert loose.status is EstimateStatus.MAX_ITER
     assert loose.certified
     assert loose.value >= exact

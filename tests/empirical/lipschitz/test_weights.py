@@ -10,11 +10,11 @@ from robustlaw.empirical.ensemble import MLPSpec, init_mlp_ensemble
 from robustlaw.empirical.lipschitz import (
     EstimateStatus,
     LipschitzEstimate,
+    activation_slope_bounds,
     as_network,
     as_weight_list,
     compress_input,
     drop_dead_units,
-    slope_bounds,
     weights_from_ensemble,
 )
 from robustlaw.errors import SolverError, UnknownNameError, ValidationError
@@ -80,11 +80,13 @@ def test_bad_weights_raise_validation_error(weights, match):
 def test_unknown_activation_lists_names():
     with pytest.raises(UnknownNameError, match="relu.*sigmoid"):
         as_network([np.ones((1, 2))], activation="swish")
-    with pytest.raises(UnknownNameError, match="leaky_relu"):
-        slope_bounds("gelu")
+    with pytest.raises(UnknownNameError, match="leaky-relu"):
+        activation_slope_bounds("gelu")
+    with pytest.raises(UnknownNameError, match="now called 'leaky-relu'"):
+        activation_slope_bounds("leaky_relu")
     with pytest.raises(ValidationError, match="alpha <= beta"):
-        slope_bounds((1.0, 0.5))
-    assert slope_bounds("sigmoid") == (0.0, 0.25)
+        activation_slope_bounds((1.0, 0.5))
+    assert activation_slope_bounds("sigmoid") == (0.0, 0.25)
 
 
 def test_sequential_with_unsupported_module_is_rejected():

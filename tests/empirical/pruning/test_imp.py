@@ -17,10 +17,10 @@ from robustlaw.empirical.pruning import (
     prune,
     prune_at_step,
 )
-from robustlaw.empirical.training import TrainOptions, train_ensemble
+from robustlaw.empirical.training import Adam, TrainOptions, train_ensemble
 from robustlaw.errors import ValidationError
 
-OPTS = TrainOptions(optimizer="adam", lr=1e-2, max_steps=12)
+OPTS = TrainOptions(optimizer=Adam(lr=1e-2), max_steps=12)
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def test_imp_levels_rewind_and_fresh_optimizer(setup, context):
     tickets = imp_levels(ctx, n_levels=3)
     names = ens.spec.weight_names()
     dense = train_ensemble(
-        ens, x, y, TrainOptions(optimizer="adam", lr=1e-2, max_steps=12, snapshot_steps=(k,))
+        ens, x, y, TrainOptions(optimizer=Adam(lr=1e-2), max_steps=12, snapshot_steps=(k,))
     )
     theta_k = dense.snapshots[k]
     alive, theta_t = dict(ens.masks), dense.params
@@ -76,7 +76,7 @@ def test_imp_levels_rewind_and_fresh_optimizer(setup, context):
         # the next level retrains from θ_k for T - k steps with a fresh optimizer state
         alive = {n: ticket.masks[n] for n in names}
         theta_t = train_ensemble(
-            ticket, x, y, TrainOptions(optimizer="adam", lr=1e-2, max_steps=12 - k)
+            ticket, x, y, TrainOptions(optimizer=Adam(lr=1e-2), max_steps=12 - k)
         ).params
     assert len(tickets) == 3
 
@@ -100,24 +100,24 @@ def test_imp_reaches_each_members_target(setup):
         assert torch.equal(alone.ensemble.masks[k][0], res.ensemble.masks[k][0])
 
 
-@pytest.mark.parametrize("after", ["rewind_k", "finetune"])
+@pytest.mark.parametrize("after", ["rewind-k", "finetune"])
 def test_magnitude_after(setup, after):
     ens, x, y = setup
     opts = MagnitudeAfterOptions(after_prune=after, rewind_step=2)
     res = prune(
         ens,
-        PrunePlan(method="magnitude_after", density=0.3, options=opts),
+        PrunePlan(method="magnitude-after", density=0.3, options=opts),
         data=(x, y),
         train_options=OPTS,
     )
     dense = train_ensemble(
-        ens, x, y, TrainOptions(optimizer="adam", lr=1e-2, max_steps=12, snapshot_steps=(2,))
+        ens, x, y, TrainOptions(optimizer=Adam(lr=1e-2), max_steps=12, snapshot_steps=(2,))
     )
     names = ens.spec.weight_names()
     expected = _top(
         dense.params, ens.masks, [n_keep_for_density(0.3, ens.spec.n_weights())] * 2, names
     )
-    start = dense.snapshots[2] if after == "rewind_k" else dense.params
+    start = dense.snapshots[2] if after == "rewind-k" else dense.params
     for n, v in res.ensemble.params.items():
         mask = expected.get(n, torch.ones_like(v, dtype=torch.bool))
         assert torch.equal(res.ensemble.masks.get(n, mask), mask)
@@ -135,7 +135,7 @@ def test_prune_at_step(setup):
         state_step=2,
     )
     dense = train_ensemble(
-        ens, x, y, TrainOptions(optimizer="adam", lr=1e-2, max_steps=4, snapshot_steps=(2, 4))
+        ens, x, y, TrainOptions(optimizer=Adam(lr=1e-2), max_steps=4, snapshot_steps=(2, 4))
     )
     names = ens.spec.weight_names()
     expected = _top(
@@ -155,6 +155,6 @@ def test_training_methods_need_data_and_options(setup):
     with pytest.raises(ValidationError, match="train_options"):
         prune(ens, PrunePlan(method="imp", density=0.5), data=(x, y))
     with pytest.raises(ValidationError, match="data"):
-        prune(ens, PrunePlan(method="magnitude_after", density=0.5), train_options=OPTS)
+        prune(ens, PrunePlan(method="magnitude-after", density=0.5), train_options=OPTS)
     with pytest.raises(ValidationError, match="rate"):
         ImpOptions(rate=1.0)

@@ -7,12 +7,12 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from robustlaw.empirical.ensemble import check_masks
 from robustlaw.empirical.pruning import (
     exact_top_k,
     layer_densities,
     mask_density,
     n_keep_for_density,
-    validate_masks,
 )
 from robustlaw.errors import ValidationError
 
@@ -123,13 +123,13 @@ def test_densities_per_layer_and_global():
     assert mask_density(masks, ["0.weight"]).tolist() == [0.5, 1.0]
 
 
-def test_validate_masks_rejects_mismatch():
+def test_check_masks_rejects_mismatch():
     params = {"0.weight": torch.zeros(2, 3, 4)}
-    good = {"0.weight": torch.ones(2, 3, 4, dtype=torch.bool)}
-    validate_masks(params, good, ["0.weight"])
+    names = ["0.weight"]
+    check_masks({"0.weight": torch.ones(2, 3, 4, dtype=torch.bool)}, params, required=names)
     with pytest.raises(ValidationError, match="shape"):
-        validate_masks(params, {"0.weight": torch.ones(2, 4, 3, dtype=torch.bool)}, ["0.weight"])
+        check_masks({"0.weight": torch.ones(2, 4, 3, dtype=torch.bool)}, params, required=names)
     with pytest.raises(ValidationError, match="bool"):
-        validate_masks(params, {"0.weight": torch.ones(2, 3, 4)}, ["0.weight"])
+        check_masks({"0.weight": torch.ones(2, 3, 4)}, params, required=names)
     with pytest.raises(ValidationError, match="keys"):
-        validate_masks(params, {}, ["0.weight"])
+        check_masks({}, params, required=names)

@@ -21,26 +21,26 @@ from robustlaw.empirical.pruning import (
     select_members,
 )
 from robustlaw.empirical.pruning.scorers import grasp_scores
-from robustlaw.empirical.training import TrainOptions
+from robustlaw.empirical.training import Adam, TrainOptions
 from robustlaw.errors import UnknownNameError, ValidationError
 
 SPEC = MLPSpec(layer_sizes=(6, 12, 10, 3))
-TRAIN = TrainOptions(loss="cross_entropy", lr=1e-2, max_steps=5)
+TRAIN = TrainOptions(loss="cross-entropy", optimizer=Adam(lr=1e-2), max_steps=5)
 
 PLANS = [
     PrunePlan(method="random", density=0.3, seed=1),
-    PrunePlan(method="random_exact", density=0.5, seed=2),
+    PrunePlan(method="random-exact", density=0.5, seed=2),
     PrunePlan(method="erk", density=0.2, seed=3, shuffle="global"),
     PrunePlan(method="magnitude", density=0.7, scope="layerwise", reinit_seed=4),
     PrunePlan(method="snip", density=0.25, seed=5, options=SnipOptions(samples_per_class=3)),
     PrunePlan(method="grasp", density=0.4, seed=6, options=GraspOptions(samples_per_class=4)),
-    PrunePlan(method="grasp_abs", density=0.4, seed=7, invert=True),
+    PrunePlan(method="grasp-abs", density=0.4, seed=7, invert=True),
     PrunePlan(
         method="synflow", density=0.1, options=SynflowOptions(iterations=10), shuffle="layerwise"
     ),
     PrunePlan(method="snip", density=0.6, seed=8, prune_output_layer=False),
     PrunePlan(
-        method="magnitude_after",
+        method="magnitude-after",
         density=0.5,
         options=MagnitudeAfterOptions(rewind_step=2),
     ),
@@ -55,7 +55,7 @@ def mixed(classification_data):
 
 
 def _run(ens, plans, data):
-    return prune(ens, plans, data=data, loss="cross_entropy", train_options=TRAIN)
+    return prune(ens, plans, data=data, loss="cross-entropy", train_options=TRAIN)
 
 
 def test_mixed_plans_batched_equal_one_by_one(mixed):
@@ -114,8 +114,8 @@ def test_existing_mask_stays_pruned():
 
 def test_registry_lists_all_methods():
     assert set(PRUNERS) == {
-        "random", "random_exact", "erk", "er", "magnitude", "snip", "grasp", "grasp_abs",
-        "synflow", "magnitude_after", "imp",
+        "random", "random-exact", "erk", "er", "magnitude", "snip", "grasp", "grasp-abs",
+        "synflow", "magnitude-after", "imp",
     }  # fmt: skip
     with pytest.raises(UnknownNameError, match="valid names: er, erk, grasp"):
         get_pruner("lottery")
@@ -143,14 +143,14 @@ def test_bad_plans_and_data_rejected(classification_data):
             ens,
             PrunePlan(method="snip", density=0.5, options=SnipOptions(samples_per_class=50)),
             data=(x, y),
-            loss="cross_entropy",
+            loss="cross-entropy",
         )
     with pytest.raises(ValidationError, match="finite"):
         prune(
             ens,
             PrunePlan(method="snip", density=0.5),
             data=(x * float("nan"), y),
-            loss="cross_entropy",
+            loss="cross-entropy",
         )
     with pytest.raises(ValidationError, match="reduce"):
         SnipOptions(reduce="sum")

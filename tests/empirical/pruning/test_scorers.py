@@ -43,7 +43,7 @@ def test_snip_equals_gradient_with_respect_to_the_mask(
 ):
     ens = small_ensemble()
     x, y = classification_data()
-    ctx = context(ens, SnipOptions(samples_per_class=None), data=(x, y), loss="cross_entropy")
+    ctx = context(ens, SnipOptions(samples_per_class=None), data=(x, y), loss="cross-entropy")
     scores = snip_scores(ctx)
     for k in range(ens.n_members):
         masks = {
@@ -63,15 +63,15 @@ def test_snip_reductions_agree_for_one_batch_and_differ_for_several(
     data = classification_data()
     runs = {
         (r, b): snip_scores(
-            context(ens, SnipOptions(reduce=r, batch_size=b), data=data, loss="cross_entropy")
+            context(ens, SnipOptions(reduce=r, batch_size=b), data=data, loss="cross-entropy")
         )
-        for r in ("abs_of_sum", "mean_of_abs")
+        for r in ("abs-of-sum", "mean-of-abs")
         for b in (None, 6)
     }
-    torch.testing.assert_close(runs[("abs_of_sum", None)], runs[("mean_of_abs", None)])
-    torch.testing.assert_close(runs[("abs_of_sum", None)], runs[("abs_of_sum", 6)])
+    torch.testing.assert_close(runs[("abs-of-sum", None)], runs[("mean-of-abs", None)])
+    torch.testing.assert_close(runs[("abs-of-sum", None)], runs[("abs-of-sum", 6)])
     # mean of |.| >= |mean| entry-wise (triangle inequality), strictly somewhere.
-    diff = runs[("mean_of_abs", 6)]["0.weight"] - runs[("abs_of_sum", 6)]["0.weight"]
+    diff = runs[("mean-of-abs", 6)]["0.weight"] - runs[("abs-of-sum", 6)]["0.weight"]
     assert bool((diff >= -1e-12).all())
     assert float(diff.max()) > 0
 
@@ -80,7 +80,7 @@ def _member_loss(ens, k, x, y, weights, temperature):
     return F.cross_entropy(_member_forward(ens, k, x, weights=weights) / temperature, y)
 
 
-@pytest.mark.parametrize("batch_mode", ["same", "split_halves"])
+@pytest.mark.parametrize("batch_mode", ["same", "split-halves"])
 def test_grasp_hg_matches_central_differences(
     small_ensemble, classification_data, context, batch_mode
 ):
@@ -88,7 +88,7 @@ def test_grasp_hg_matches_central_differences(
     x, y = classification_data(n_per_class=4)
     temperature = 3.0
     opts = GraspOptions(temperature=temperature, samples_per_class=None, batch_mode=batch_mode)
-    ctx = context(ens, opts, data=(x, y), loss="cross_entropy")
+    ctx = context(ens, opts, data=(x, y), loss="cross-entropy")
     _, hg = grasp_hessian_gradient(ctx)
     names = ens.spec.weight_names()
     n = len(y)
@@ -113,7 +113,7 @@ def test_grasp_hg_matches_central_differences(
 def test_grasp_prunes_the_highest_s(small_ensemble, classification_data, context):
     ens = small_ensemble()
     data = classification_data()
-    kw = {"data": data, "loss": "cross_entropy"}
+    kw = {"data": data, "loss": "cross-entropy"}
     res = prune(ens, PrunePlan(method="grasp", density=0.3, seed=0), **kw)
     other_subset = prune(ens, PrunePlan(method="grasp", density=0.3, seed=1), **kw)
     assert not torch.equal(res.ensemble.masks["0.weight"], other_subset.ensemble.masks["0.weight"])
@@ -129,7 +129,7 @@ def test_grasp_prunes_the_highest_s(small_ensemble, classification_data, context
 def test_grasp_abs_and_inverted_grasp_rankings(small_ensemble, classification_data, context):
     ens = small_ensemble(k=1)
     data = classification_data()
-    kw = {"data": data, "loss": "cross_entropy"}
+    kw = {"data": data, "loss": "cross-entropy"}
     keep = grasp_scores(context(ens, GraspOptions(), seeds=[0], **kw))
     flat = torch.cat([keep[n][0].flatten() for n in keep])
     results = {
@@ -137,7 +137,7 @@ def test_grasp_abs_and_inverted_grasp_rankings(small_ensemble, classification_da
         for name, method, inv in [
             ("plain", "grasp", False),
             ("inv", "grasp", True),
-            ("abs", "grasp_abs", False),
+            ("abs", "grasp-abs", False),
         ]
     }
     kept = {name: torch.cat([m[n][0].flatten() for n in keep]) for name, m in results.items()}
@@ -216,7 +216,7 @@ def test_random_exact_keeps_exact_per_layer_counts(small_ensemble):
     res = prune(
         ens,
         [
-            PrunePlan(method="random_exact", density=d, seed=d_i)
+            PrunePlan(method="random-exact", density=d, seed=d_i)
             for d_i, d in enumerate((0.1, 0.5, 0.9))
         ],
     )

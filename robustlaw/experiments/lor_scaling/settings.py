@@ -1,4 +1,4 @@
-"""``lor-scaling``: the Law of Robustness measured on dense and sparse interpolating MLPs.
+"""Settings, presets and work units of ``lor-scaling``.
 
 For each point of a grid of ``(n, d)``, the data are ``x ~ N(0, I_d/d)`` (isoperimetry
 constant ``c = 1``) with random ±1 labels (``sigma^2 = 1``; ``THEORY.md`` §1.1). Dense ReLU
@@ -21,15 +21,14 @@ Bubeck, Sellke, *A Universal Law of Robustness via Isoperimetry*, NeurIPS 2021
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
+from typing import Any
 
-from robustlaw._validation import check_interval
-from robustlaw.compare.figures import band_figure, ratio_figure, slopes_figure
+from robustlaw._validation import check_choice, check_integer, check_interval, get_registered
+from robustlaw.empirical.lipschitz import LIPSCHITZ_METHODS, GradientOptions
 from robustlaw.errors import ValidationError
-from robustlaw.experiments.lor_measure import run_unit
-from robustlaw.experiments.registry import Experiment, WorkUnit, register
+from robustlaw.experiments.registry import WorkUnit
 
-__all__ = ["LorScalingSettings", "expand"]
+__all__ = ["PRESETS", "LorScalingSettings", "expand"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,10 +67,14 @@ class LorScalingSettings:
         its weights lie in the box.
     input_radius : float
         R, the stated input radius of J_BS; members record the largest training-input norm.
-    ascent_steps, restarts : int
-        Options of the gradient-ascent Lipschitz lower estimate.
-    lipsdp_max_neurons : int
-        Run LipSDP only on networks with at most this many hidden neurons (0 disables it).
+    lower_method, upper_method, sdp_method : str
+        Lipschitz methods (names in ``LIPSCHITZ_METHODS``): a lower estimate, a cheap certified
+        upper bound run on every member, and a tighter SDP bound run on small networks.
+    lower_options, upper_options, sdp_options : options dataclass, optional
+        The options of each method (its registered options class); None uses its defaults.
+    sdp_max_neurons : int
+        Run ``sdp_method`` only on networks with at most this many hidden neurons (0 disables
+        it).
     dtype : {"float32", "float64"}
         Floating-point type of training and measurement.
     """
@@ -91,9 +94,13 @@ class LorScalingSettings:
     delta: float = 0.1
     weight_box: float = 10.0
     input_radius: float = 3.0
-    ascent_steps: int = 20
-    restarts: int = 4
-    lipsdp_max_neurons: int = 64
+    lower_method: str = "gradient"
+    lower_options: Any = None
+    upper_method: str = "spectral"
+    upper_options: Any = None
+    sdp_method: str = "lipsdp-neuron"
+    sdp_options: Any = None
+    sdp_max_neurons: int = 64
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
@@ -107,8 +114,23 @@ class LorScalingSettings:
         check_interval(self.delta, "delta", 0, 1)
         check_interval(self.weight_box, "weight_box", 1, float("inf"), closed="left")
         check_interval(self.input_radius, "input_radius", 0, float("inf"))
-        if self.dtype not in ("float32", "float64"):
-            raise ValidationError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        check_integer(self.sdp_max_neurons, "sdp_max_neurons", minimum=0)
+        check_choice(self.dtype, "dtype", ("float32", "float64"))
+        for role, kind in (("lower", "lower"), ("upper", "upper"), ("sdp", "upper")):
+            _check_lipschitz(getattr(self, f"{role}_method"), getattr(self, f"{role}_options"),
+                             role=role, kind=kind)  # fmt: skip
+
+
+def _check_lipschitz(name: str, options: Any, *, role: str, kind: str) -> None:
+    """A settings' Lipschitz method must exist, be of ``kind``, and get its own options."""
+    entry = get_registered(LIPSCHITZ_METHODS, name, f"Lipschitz method ({role}_method)")
+    if entry.kind != kind:
+        raise ValidationError(f"{role}_method must be a {kind} method, got {name!r} ({entry.kind})")
+    if options is not None and not isinstance(options, entry.options):
+        raise ValidationError(
+            f"{role}_options must be {entry.options.__name__} for {name!r}, "
+            f"got {type(options).__name__}"
+        )
 
 
 def expand(settings: LorScalingSettings) -> tuple[WorkUnit, ...]:
@@ -131,7 +153,7 @@ def expand(settings: LorScalingSettings) -> tuple[WorkUnit, ...]:
     return tuple(WorkUnit(key=k, index=i, params=p) for i, (k, p) in enumerate(units))
 
 
-_ALL_METHODS = ("random", "magnitude", "snip", "grasp", "synflow", "magnitude_after", "imp")
+_ALL_METHODS = ("random", "magnitude", "snip", "grasp", "synflow", "magnitude-after", "imp")
 
 PRESETS = {
     "tiny": LorScalingSettings(
@@ -144,9 +166,8 @@ PRESETS = {
         seeds=(0, 1),
         lr=0.02,
         max_steps=800,
-        ascent_steps=5,
-        restarts=2,
-        lipsdp_max_neurons=16,
+        lower_options=GradientOptions(ascent_steps=5, restarts=2),
+        sdp_max_neurons=16,
     ),
     "default": LorScalingSettings(
         n_samples=(64, 128),
@@ -157,6 +178,7 @@ PRESETS = {
         densities=(0.5, 0.25, 0.1),
         seeds=(0, 1, 2),
         max_steps=1000,
+        lower_options=GradientOptions(ascent_steps=20, restarts=4),
     ),
     "paper": LorScalingSettings(
         n_samples=(256, 1024, 4096),
@@ -169,24 +191,7 @@ PRESETS = {
         max_steps=20000,
         lr=3e-3,
         dtype="float32",
-        lipsdp_max_neurons=1024,
+        lower_options=GradientOptions(ascent_steps=20, restarts=4),
+        sdp_max_neurons=1024,
     ),
 }
-
-
-EXPERIMENT = register(
-    Experiment(
-        name="lor-scaling",
-        description="Lipschitz constant of dense and pruned interpolating MLPs vs sqrt(nd/p_eff)",
-        settings_cls=LorScalingSettings,
-        presets=PRESETS,
-        expand=expand,
-        run_unit=run_unit,
-        figures={
-            "band-vs-p": partial(band_figure, x="kept"),
-            "band-vs-peff": partial(band_figure, x="p_eff"),
-            "slopes": slopes_figure,
-            "ratio": ratio_figure,
-        },
-    )
-)

@@ -7,20 +7,52 @@ checks, minibatch order and gradient noise (each from per-member generators), an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from robustlaw.empirical.losses import LOSSES
-from robustlaw.empirical.optim import OPTIMIZERS
-from robustlaw.empirical.stopping import STOPPING_RULES, CheckPass
+from robustlaw.empirical.training.options import TrainOptions
+from robustlaw.empirical.training.stopping import CheckPass
 
-__all__ = ["LoopOutput", "Trainer", "zero_pruned"]
+__all__ = ["LoopOutput", "Trainer", "TrainingData", "zero_pruned"]
 
 Params = dict[str, torch.Tensor]
 _SHUFFLE_STREAM, _NOISE_STREAM = 10_007, 20_011
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainingData:
+    """The training set as the loop sees it.
+
+    Attributes
+    ----------
+    inputs : torch.Tensor
+        Shared ``(n_samples, *example_shape)`` or per member with a leading K.
+    targets : torch.Tensor
+        As returned by :func:`robustlaw.empirical.training.losses.prepare_targets`.
+    inputs_per_member, targets_per_member : bool
+        Whether ``inputs`` and ``targets`` have a leading member axis.
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    inputs_per_member: bool
+    targets_per_member: bool
+
+    @property
+    def n_samples(self) -> int:
+        """The number of training examples."""
+        return self.inputs.shape[1 if self.inputs_per_member else 0]
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each member's batch ``(inputs, targets)`` for per-member indices ``(K, batch)``."""
+        return (
+            _take(self.inputs, idx, self.inputs_per_member),
+            _take(self.targets, idx, self.targets_per_member),
+        )
 
 
 class LoopOutput(NamedTuple):
@@ -44,17 +76,18 @@ class _Batches:
     """Per-member minibatch indices: a fresh permutation per member and epoch."""
 
     def __init__(self, seeds: Sequence[int], n_samples: int, batch_size: int, device) -> None:
-        self.gens = _member_generators(seeds, _SHUFFLE_STREAM)
-        self.n, self.b, self.device = n_samples, min(batch_size, n_samples), device
-        self.per_epoch = n_samples // self.b
-        self.perm: torch.Tensor | None = None
+        self.generators = _member_generators(seeds, _SHUFFLE_STREAM)
+        self.n_samples, self.device = n_samples, device
+        self.batch_size = min(batch_size, n_samples)
+        self.per_epoch = n_samples // self.batch_size
+        self.permutation: torch.Tensor | None = None
 
     def indices(self, step: int) -> torch.Tensor:
         j = step % self.per_epoch
         if j == 0:
-            perms = [torch.randperm(self.n, generator=g) for g in self.gens]
-            self.perm = torch.stack(perms).to(self.device)
-        return self.perm[:, j * self.b : (j + 1) * self.b]
+            perms = [torch.randperm(self.n_samples, generator=g) for g in self.generators]
+            self.permutation = torch.stack(perms).to(self.device)
+        return self.permutation[:, j * self.batch_size : (j + 1) * self.batch_size]
 
 
 def _take(t: torch.Tensor, idx: torch.Tensor, per_member: bool) -> torch.Tensor:
@@ -91,26 +124,52 @@ def zero_pruned(tensors: Params, masks: Params) -> None:
 
 
 class Trainer:
-    """The training loop's state, built by :func:`robustlaw.empirical.training.train_params`."""
+    """The training loop's state, built by :func:`robustlaw.empirical.training.train_params`.
 
-    def __init__(self, apply, params, masks, X, y, options, seeds, pmx, pmy, lr, on_check):
-        self.apply, self.X, self.y = apply, X, y
-        n = X.shape[1] if pmx else X.shape[0]
-        self.flips = _transposed_grads(apply, params, X.narrow(1 if pmx else 0, 0, min(n, 1)))
+    Parameters
+    ----------
+    apply : callable
+        ``apply(params, x) -> outputs``.
+    params, masks : dict of str to torch.Tensor
+        Stacked parameters (leaves requiring grad, pruned entries zero) and boolean masks.
+    data : TrainingData
+        The training set.
+    options : TrainOptions
+        The parts and settings.
+    seeds : sequence of int
+        One per member: minibatch order and gradient noise.
+    lr : torch.Tensor
+        Per-member learning rates, shape ``(K,)``.
+    on_check : callable or None
+        ``on_check(step, params)`` at every stopping check.
+    """
+
+    def __init__(
+        self,
+        *,
+        apply: Callable,
+        params: Params,
+        masks: Params,
+        data: TrainingData,
+        options: TrainOptions,
+        seeds: Sequence[int],
+        lr: torch.Tensor,
+        on_check: Callable[[int, Params], None] | None,
+    ) -> None:
+        self.apply, self.data, self.options = apply, data, options
+        self.lr, self.on_check = lr, on_check
+        n = data.n_samples
+        probe = data.inputs.narrow(1 if data.inputs_per_member else 0, 0, min(n, 1))
+        self.flips = _transposed_grads(apply, params, probe)
         # the leaves autograd and the optimizer see: each parameter in its gradient's layout
         self.leaves = {
             k: v.detach().mT.contiguous().requires_grad_(True) if k in self.flips else v
             for k, v in params.items()
         }
         self.masks = {k: _flip(m, k in self.flips).contiguous() for k, m in masks.items()}
-        self.o, self.seeds, self.pmx, self.pmy, self.lr = options, seeds, pmx, pmy, lr
-        self.on_check = on_check
-        self.loss = LOSSES[options.loss]
-        self.rule = STOPPING_RULES[options.stopping]
-        opt = OPTIMIZERS[options.optimizer]
-        self.opt_step = opt.step
-        self.state = opt.init(self.leaves, momentum=options.momentum)
-        self.step_kwargs = opt.hyper(options)
+        self.loss, self.rule, self.penalty = options.loss, options.stopping, options.penalty
+        self.optimizer = options.optimizer
+        self.optimizer_state = self.optimizer.init(self.leaves)
         k = len(seeds)
         self.active = torch.ones(k, dtype=torch.bool, device=lr.device)
         self.met = torch.zeros(k, dtype=torch.bool, device=lr.device)
@@ -122,8 +181,10 @@ class Trainer:
         if options.batch_size is not None:
             self.batches = _Batches(seeds, n, options.batch_size, lr.device)
         self.check_every = options.check_every or (self.batches.per_epoch if self.batches else 1)
-        self.noise_gens = _member_generators(seeds, _NOISE_STREAM) if options.grad_noise_std else []
+        self.noise = options.gradient_noise
+        self.noise_generators = _member_generators(seeds, _NOISE_STREAM) if self.noise else []
         self.step_masks: Params | None = None
+        self.last_check: CheckPass | None = None
 
     @property
     def params(self) -> Params:
@@ -137,19 +198,20 @@ class Trainer:
             for k, v in self.params.items()
         }
 
-    def _check(self, step: int, out: torch.Tensor, final: bool = False) -> None:
-        pe = self.loss.per_example(out, self.y)
-        self.history.append(pe.mean(dim=1).to(torch.float64))
+    def _check(self, step: int, outputs: torch.Tensor, final: bool = False) -> None:
+        targets = self.data.targets
+        per_example = self.loss.per_example(outputs, targets)
+        self.history.append(per_example.mean(dim=1).to(torch.float64))
         self.history_steps.append(step)
         check = CheckPass(
-            outputs=out,
-            targets=self.y,
-            per_example=pe,
-            fitted=pe <= self.o.margin,
+            outputs=outputs,
+            targets=targets,
+            per_example=per_example,
+            fitted=per_example <= self.loss.fit_margin,
             final=final,
-            history=torch.stack(self.history[-self.o.converge_window :]),
+            history=torch.stack(self.history[-self.rule.history_window :]),
         )
-        done = self.rule(check, self.o)
+        done = self.rule(check)
         self.met |= done
         if bool((done & self.active).any()):
             self.active &= ~done
@@ -160,29 +222,36 @@ class Trainer:
 
     def _full_pass(self) -> torch.Tensor:
         with torch.no_grad():
-            return self.apply(self.params, self.X)
+            return self.apply(self.params, self.data.inputs)
+
+    def _objective(self, inputs: torch.Tensor, targets: torch.Tensor, outputs) -> torch.Tensor:
+        """Sum over members of the mean loss (plus the penalty, if any)."""
+        total = self.loss.per_example(outputs, targets).mean(dim=1).sum()
+        if self.penalty is not None:
+            total = total + self.penalty(self.params, inputs, outputs).sum()
+        return total
 
     def run(self) -> LoopOutput:
-        o = self.o
+        """Train until every member is done or the step cap is reached."""
+        max_steps, snapshot_steps = self.options.max_steps, self.options.snapshot_steps
         step = 0
-        for step in range(o.max_steps):
-            if step in o.snapshot_steps:
+        for step in range(max_steps):
+            if step in snapshot_steps:
                 self.snapshots[step] = self._export()
             due = step % self.check_every == 0
             if self.batches is None:
-                out = self.apply(self.params, self.X)
-                y = self.y
+                inputs, targets = self.data.inputs, self.data.targets
+                outputs = self.apply(self.params, inputs)
                 if due:
-                    self._check(step, out.detach())
+                    self._check(step, outputs.detach())
             else:
                 if due:
                     self._check(step, self._full_pass())
-                idx = self.batches.indices(step)
-                out = self.apply(self.params, _take(self.X, idx, self.pmx))
-                y = _take(self.y, idx, self.pmy)
+                inputs, targets = self.data.take(self.batches.indices(step))
+                outputs = self.apply(self.params, inputs)
             if not bool(self.active.any()):
                 break
-            total = self.loss.per_example(out, y).mean(dim=1).sum()
+            total = self._objective(inputs, targets, outputs)
             grads = torch.autograd.grad(total, list(self.leaves.values()))
             grads = dict(zip(self.leaves, grads, strict=True))
             self._add_noise(grads)
@@ -190,11 +259,11 @@ class Trainer:
                 self._update(grads)
             self.n_steps += self.active
         else:
-            step = o.max_steps
+            step = max_steps
         if not self.history_steps or self.history_steps[-1] != step:  # else: stopped at a check
             self._check(step, self._full_pass(), final=True)
         final = self._export()
-        for s in o.snapshot_steps:
+        for s in snapshot_steps:
             self.snapshots.setdefault(s, final)
         check = self.last_check
         return LoopOutput(
@@ -212,7 +281,7 @@ class Trainer:
         """Zero the gradients of pruned entries and inactive members, then step.
 
         Pruned entries then have zero gradient and (fresh, zero) optimizer state that stays
-        exactly zero, so both optimizers leave them at exactly zero: nothing can revive them.
+        exactly zero, so every optimizer leaves them at exactly zero: nothing can revive them.
         """
         if self.step_masks is None:  # the active members changed: refresh the gradient masks
             everyone = bool(self.active.all())
@@ -225,15 +294,17 @@ class Trainer:
                 if k in self.masks or not everyone
             }
         zero_pruned(grads, self.step_masks)
-        self.opt_step(self.leaves, grads, self.state, self.lr, self.active, **self.step_kwargs)
+        self.optimizer.step(self.leaves, grads, self.optimizer_state, self.lr, self.active)
 
     def _add_noise(self, grads: Params) -> None:
-        if not self.noise_gens:
+        if self.noise is None:
             return
-        std = self.o.grad_noise_std
         for k, g in grads.items():
             shape = self.params[k].shape[1:]  # drawn in the parameter's shape, as stored or not
             noise = torch.stack(
-                [torch.randn(shape, generator=gen, dtype=g.dtype) for gen in self.noise_gens]
+                [
+                    self.noise.draw(shape, generator=gen, dtype=g.dtype)
+                    for gen in self.noise_generators
+                ]
             )
-            grads[k] = g + std * _flip(noise, k in self.flips).to(g.device)
+            grads[k] = g + _flip(noise, k in self.flips).to(g.device)

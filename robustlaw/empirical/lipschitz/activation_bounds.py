@@ -1,4 +1,4 @@
-"""Slope bounds of activations, the ``[alpha, beta]`` that LipSDP and ECLipsE need.
+"""Activation slope bounds: the ``[alpha, beta]`` that LipSDP and ECLipsE need.
 
 An activation :math:`\\phi` is slope-restricted in :math:`[\\alpha, \\beta]` when
 :math:`\\alpha \\le (\\phi(a) - \\phi(b)) / (a - b) \\le \\beta` for all :math:`a \\ne b`
@@ -10,27 +10,27 @@ from __future__ import annotations
 from robustlaw._validation import check_interval, get_registered
 from robustlaw.errors import ValidationError
 
-__all__ = ["SLOPE_BOUNDS", "slope_bounds"]
+__all__ = ["ACTIVATION_SLOPE_BOUNDS", "activation_slope_bounds"]
 
-#: Registered activations and their slope bounds ``(alpha, beta)``. ``leaky_relu`` uses
+#: Registered activations and their slope bounds ``(alpha, beta)``. ``leaky-relu`` uses
 #: PyTorch's default negative slope 0.01; pass ``(a, 1.0)`` for another one.
-SLOPE_BOUNDS: dict[str, tuple[float, float]] = {
+ACTIVATION_SLOPE_BOUNDS: dict[str, tuple[float, float]] = {
     "relu": (0.0, 1.0),
-    "leaky_relu": (0.01, 1.0),
+    "leaky-relu": (0.01, 1.0),
     "tanh": (0.0, 1.0),
     "sigmoid": (0.0, 0.25),
     "identity": (1.0, 1.0),
 }
 
 
-def slope_bounds(activation: str | tuple[float, float]) -> tuple[float, float]:
+def activation_slope_bounds(activation: str | tuple[float, float]) -> tuple[float, float]:
     """Return ``(alpha, beta)`` for a registered activation name or an explicit pair.
 
     Parameters
     ----------
     activation : str or tuple of float
-        A key of :data:`SLOPE_BOUNDS`, or ``(alpha, beta)`` with ``0 <= alpha <= beta`` and
-        ``beta > 0``.
+        A key of :data:`ACTIVATION_SLOPE_BOUNDS`, or ``(alpha, beta)`` with
+        ``0 <= alpha <= beta`` and ``beta > 0``.
 
     Returns
     -------
@@ -45,13 +45,13 @@ def slope_bounds(activation: str | tuple[float, float]) -> tuple[float, float]:
 
     Examples
     --------
-    >>> slope_bounds("sigmoid")
+    >>> activation_slope_bounds("sigmoid")
     (0.0, 0.25)
-    >>> slope_bounds((0.1, 1.0))
+    >>> activation_slope_bounds((0.1, 1.0))
     (0.1, 1.0)
     """
     if isinstance(activation, str):
-        return get_registered(SLOPE_BOUNDS, activation, "activation")
+        return get_registered(ACTIVATION_SLOPE_BOUNDS, activation, "activation")
     try:
         alpha, beta = activation
     except (TypeError, ValueError):

@@ -1,0 +1,106 @@
+"""Batched training of masked ensembles; its options by part.
+
+:class:`TrainOptions` composes the parts, each a small frozen dataclass from a registry (a part
+may also be given by its registered name, hyphen-separated):
+
+========================  ==============================================  ==================
+part                      classes                                         registry
+========================  ==============================================  ==================
+``optimizer``             :class:`SGD`, :class:`Adam`, :class:`AdamW`     :data:`OPTIMIZERS`
+``loss``                  :class:`MSE`, :class:`CrossEntropy`,            :data:`LOSSES`
+                          :class:`Logistic`
+``stopping``              :class:`MaxSteps`, :class:`BelowNoise`,         :data:`STOPPING_RULES`
+                          :class:`Memorized`, :class:`Converged`
+``gradient_noise``        :class:`GaussianGradientNoise`                  :data:`GRADIENT_NOISES`
+``penalty``               :class:`L2Penalty`                              :data:`PENALTIES`
+========================  ==============================================  ==================
+
+:func:`train_ensemble` and :func:`train_params` run the training and return a
+:class:`TrainResult`.
+
+Examples
+--------
+>>> opts = TrainOptions(optimizer=SGD(lr=0.05, momentum=0.9), loss="cross-entropy",
+...                     stopping=Memorized(), max_steps=200, batch_size=32)
+>>> opts.loss
+CrossEntropy(fit_margin=0.06931471805599453)
+"""
+
+from robustlaw.empirical.training.losses import (
+    LOSSES,
+    MSE,
+    CrossEntropy,
+    Logistic,
+    Loss,
+    prepare_targets,
+    resolve_loss,
+)
+from robustlaw.empirical.training.noise import (
+    GRADIENT_NOISES,
+    GaussianGradientNoise,
+    GradientNoise,
+    resolve_gradient_noise,
+)
+from robustlaw.empirical.training.optimizers import (
+    OPTIMIZERS,
+    SGD,
+    Adam,
+    AdamW,
+    Optimizer,
+    resolve_optimizer,
+)
+from robustlaw.empirical.training.options import TrainOptions
+from robustlaw.empirical.training.penalties import PENALTIES, L2Penalty, Penalty, resolve_penalty
+from robustlaw.empirical.training.stopping import (
+    STOPPING_RULES,
+    BelowNoise,
+    CheckPass,
+    Converged,
+    MaxSteps,
+    Memorized,
+    StoppingRule,
+    resolve_stopping,
+)
+from robustlaw.empirical.training.train import (
+    TrainRecord,
+    TrainResult,
+    train_ensemble,
+    train_params,
+)
+
+__all__ = [
+    "GRADIENT_NOISES",
+    "LOSSES",
+    "MSE",
+    "OPTIMIZERS",
+    "PENALTIES",
+    "SGD",
+    "STOPPING_RULES",
+    "Adam",
+    "AdamW",
+    "BelowNoise",
+    "CheckPass",
+    "Converged",
+    "CrossEntropy",
+    "GaussianGradientNoise",
+    "GradientNoise",
+    "L2Penalty",
+    "Logistic",
+    "Loss",
+    "MaxSteps",
+    "Memorized",
+    "Optimizer",
+    "Penalty",
+    "StoppingRule",
+    "TrainOptions",
+    "TrainRecord",
+    "TrainResult",
+    "prepare_targets",
+    "resolve_gradient_noise",
+    "resolve_loss",
+    "resolve_optimizer",
+    "resolve_penalty",
+    "resolve_stopping",
+    "train_ensemble",
+    "train_params",
+]
