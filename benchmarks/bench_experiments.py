@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from robustlaw.experiments import get_experiment, run
-from robustlaw.experiments.lor_measure import members_of
+from robustlaw.experiments.lor_scaling.measure import members_of
 
 
 def _time(preset: str, device: str, executor: str, threads: int | None) -> float:

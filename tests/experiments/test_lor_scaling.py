@@ -38,7 +38,7 @@ def test_every_member_is_stored_once(rows):
     n_sparse = len(TINY.methods) * len(TINY.densities) * len(TINY.seeds)
     assert len(rows) == n_dense + n_sparse
     assert {r["method"] for r in rows} == {"dense", *TINY.methods}
-    assert len({(r["unit_key"], r["member"]) for r in rows}) == len(rows)
+    assert len({(r["unit_key"], r["row"]) for r in rows}) == len(rows)
 
 
 def test_counts_are_exact(rows):
@@ -60,10 +60,18 @@ def test_fit_and_lipschitz_band_are_consistent(rows):
             assert r["fit_below_noise"]
         assert 0 < r["lip_lower"] <= r["lip_upper"] * (1 + 1e-6)
         assert r["lip_upper_certified"]
-        if r["lip_lipsdp"] is not None:
-            assert r["lip_lower"] <= r["lip_lipsdp"] * (1 + 1e-6)
-            assert r["lip_lipsdp"] <= r["lip_upper"] * (1 + 1e-6)
-    assert any(r["lip_lipsdp"] is not None for r in rows)  # LipSDP ran where allowed
+        assert (r["lip_lower_status"], r["lip_upper_status"]) == ("optimal", "optimal")
+        assert (r["lip_lower_method"], r["lip_upper_method"]) == (
+            TINY.lower_method,
+            TINY.upper_method,
+        )
+        small = r["width"] * r["depth"] <= TINY.sdp_max_neurons
+        assert r["lip_sdp_status"] == ("optimal" if small else "skipped")
+        assert (r["lip_sdp"] is not None) == small
+        if small:
+            assert r["lip_lower"] <= r["lip_sdp"] * (1 + 1e-6)
+            assert r["lip_sdp"] <= r["lip_upper"] * (1 + 1e-6)
+    assert any(r["lip_sdp"] is not None for r in rows)  # the SDP ran where allowed
 
 
 def test_theorem_constants_follow_their_formulas(rows):
