@@ -14,6 +14,7 @@ import numpy as np
 from robustlaw.errors import UnknownNameError, ValidationError
 
 __all__ = [
+    "check_bool",
     "check_choice",
     "check_integer",
     "check_interval",
@@ -173,6 +174,23 @@ def check_integer(x: Any, name: str, *, minimum: int | None = 0, maximum: int | 
     if (minimum is not None and x < minimum) or (maximum is not None and x > maximum):
         raise ValidationError(f"{name} must be {expected}, got {x!r}")
     return int(x)
+
+
+def check_bool(x: Any, name: str) -> bool:
+    """Return ``x`` if it is a bool (Python or NumPy), else raise naming the argument.
+
+    Examples
+    --------
+    >>> check_bool(True, "exact")
+    True
+    >>> check_bool("yes", "exact")
+    Traceback (most recent call last):
+    ...
+    robustlaw.errors.ValidationError: exact must be True or False, got 'yes'
+    """
+    if not isinstance(x, (bool, np.bool_)):
+        raise ValidationError(f"{name} must be True or False, got {x!r}")
+    return bool(x)
 
 
 def check_seed(seed: Any, name: str = "seed") -> int:

@@ -17,9 +17,9 @@ from robustlaw.empirical.lipschitz.compositional import EclipseOptions as Eclips
 from robustlaw.empirical.lipschitz.compositional import eclipse as eclipse
 from robustlaw.empirical.lipschitz.compositional import eclipse_fast as eclipse_fast
 from robustlaw.empirical.lipschitz.krylov import lanczos as lanczos
-from robustlaw.empirical.lipschitz.lipsdp import LipSDPOptions as LipSDPOptions
 from robustlaw.empirical.lipschitz.lipsdp import lipsdp_layer as lipsdp_layer
 from robustlaw.empirical.lipschitz.lipsdp import lipsdp_neuron as lipsdp_neuron
+from robustlaw.empirical.lipschitz.lipsdp_prepare import LipSDPOptions as LipSDPOptions
 from robustlaw.empirical.lipschitz.lower import GradientOptions as GradientOptions
 from robustlaw.empirical.lipschitz.lower import gradient_lower_bound as gradient_lower_bound
 from robustlaw.empirical.lipschitz.lower import jacobian as jacobian

@@ -49,7 +49,7 @@ from robustlaw.empirical.lipschitz.sdp_structure import LMIStructure
 from robustlaw.empirical.lipschitz.weights import as_network, as_weight_list
 from robustlaw.errors import ValidationError
 
-__all__ = ["LipSDPOptions", "certify", "lipsdp_layer", "lipsdp_neuron"]
+__all__ = ["certify", "lipsdp_layer", "lipsdp_neuron"]
 
 
 @dataclass(frozen=True, kw_only=True)

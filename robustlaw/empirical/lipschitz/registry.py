@@ -27,7 +27,8 @@ from robustlaw.empirical.lipschitz.compositional import (
     eclipse,
     eclipse_fast,
 )
-from robustlaw.empirical.lipschitz.lipsdp import LipSDPOptions, lipsdp_layer, lipsdp_neuron
+from robustlaw.empirical.lipschitz.lipsdp import lipsdp_layer, lipsdp_neuron
+from robustlaw.empirical.lipschitz.lipsdp_prepare import LipSDPOptions
 from robustlaw.empirical.lipschitz.lower import GradientOptions, gradient_lower_bound
 from robustlaw.empirical.lipschitz.result import (
     KINDS,

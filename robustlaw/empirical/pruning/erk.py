@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from robustlaw._validation import check_bool
 from robustlaw.empirical.pruning._context import PruneContext
 from robustlaw.empirical.pruning.masks import n_keep_for_density
 from robustlaw.empirical.pruning.scorers import PrunerOutput, random_scores
@@ -42,6 +43,7 @@ class ErkOptions:
     def __post_init__(self) -> None:
         if not (isinstance(self.power_scale, (int, float)) and math.isfinite(self.power_scale)):
             raise ValidationError(f"power_scale must be a finite number, got {self.power_scale!r}")
+        check_bool(self.kernel, "kernel")
 
 
 def _raw_factor(shape: Sequence[int], options: ErkOptions) -> float:

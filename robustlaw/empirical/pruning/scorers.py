@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from robustlaw._validation import check_choice, check_integer
+from robustlaw._validation import check_bool, check_choice, check_integer
 from robustlaw.empirical.pruning._context import PruneContext
 from robustlaw.empirical.pruning._data import member_losses
 from robustlaw.errors import ValidationError
@@ -73,6 +73,9 @@ class RandomOptions:
     """
 
     exact: bool = False
+
+    def __post_init__(self) -> None:
+        check_bool(self.exact, "exact")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -136,6 +139,7 @@ class GraspOptions:
             raise ValidationError(f"temperature must be positive, got {self.temperature!r}")
         _check_optional_count(self.samples_per_class, "samples_per_class")
         check_choice(self.batch_mode, "batch_mode", ("same", "split-halves"))
+        check_bool(self.reinit_linear, "reinit_linear")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -182,9 +182,9 @@ class Adam(Optimizer):
     def __post_init__(self) -> None:
         super().__post_init__()
         cls = type(self).__name__
-        object.__setattr__(self, "betas", tuple(self.betas))
-        if len(self.betas) != 2:
+        if not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2:
             raise ValidationError(f"{cls}.betas must be a pair (beta1, beta2), got {self.betas!r}")
+        object.__setattr__(self, "betas", tuple(self.betas))
         check_interval(self.betas, f"{cls}.betas", 0, 1, closed="left")
         check_interval(self.eps, f"{cls}.eps", 0, math.inf, closed="left")
 
