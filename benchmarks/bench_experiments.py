@@ -2,8 +2,9 @@
 
 Each configuration runs the preset into a fresh temporary store, in this one process, and
 prints its wall time, the number of units and members, and the ratio to the naive way: the
-local executor with torch's default intra-op threads (on a 2-core machine that is shared with
-other work, their spin-waits dominate the tiny networks' operations).
+local executor with torch's default intra-op threads (one per core; on a 2-core machine that is
+shared with other work, their spin-waits dominate the tiny networks' operations). The second
+row is one thread per unit, which is what ``run`` uses when ``threads`` is not given.
 
 The first configuration also pays one-time costs (imports, compiling the bound formulas); the
 ``warm-up`` row runs the tiny preset once beforehand so the timed rows exclude them.
@@ -53,14 +54,13 @@ def main() -> None:
 
     exp = get_experiment("lor-scaling")
     _time("tiny", args.device, "local", 1)  # warm-up: imports and compiled formulas
-    configs = [("local", None), ("local", 1)] + ([("ray", 1)] if args.ray else [])
+    torch_default = torch.get_num_threads()
+    configs = [("local", torch_default), ("local", 1)] + ([("ray", 1)] if args.ray else [])
     if args.ray:
         import ray
 
         ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
-    print(
-        f"device={args.device} torch={torch.__version__} default threads={torch.get_num_threads()}"
-    )
+    print(f"device={args.device} torch={torch.__version__} torch default threads={torch_default}")
     print(f"{'preset':<8} {'units':>5} {'members':>7} {'executor':<8} {'threads':>7} "
           f"{'wall [s]':>9} {'vs naive':>9}")  # fmt: skip
     for preset in args.presets:
@@ -72,7 +72,7 @@ def main() -> None:
             naive = naive or seconds
             print(
                 f"{preset:<8} {len(units):>5} {members:>7} {executor:<8} "
-                f"{threads or 'default':>7} {seconds:>9.1f} {naive / seconds:>8.1f}x",
+                f"{threads:>7} {seconds:>9.1f} {naive / seconds:>8.1f}x",
                 flush=True,
             )
 

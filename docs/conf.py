@@ -16,6 +16,9 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    # MathJax from the installed package (copied to _static/mathjax), not from a CDN: the
+    # theory page renders offline. Its import name has hyphens.
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "myst_parser",
 ]

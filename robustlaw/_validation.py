@@ -20,7 +20,9 @@ __all__ = [
     "check_interval",
     "check_seed",
     "check_tensor",
+    "derived_seed",
     "get_registered",
+    "real_array",
 ]
 
 
@@ -31,6 +33,53 @@ def _describe(arr: np.ndarray, bad: np.ndarray) -> str:
     return f"array of shape {arr.shape} (first bad values {arr[bad][:3].tolist()})"
 
 
+def _holds_non_number(x: Any) -> bool:
+    """Whether a (nested) list or tuple holds a bool, string, bytes or None."""
+    if isinstance(x, (list, tuple)):
+        return any(_holds_non_number(v) for v in x)
+    return x is None or isinstance(x, (bool, np.bool_, str, bytes))
+
+
+def real_array(x: Any, name: str) -> np.ndarray:
+    """Return ``x`` as a float64 array if it holds real numbers, else raise naming ``name``.
+
+    Strings, bytes, booleans, ``None``, complex numbers and ragged sequences are refused:
+    ``np.asarray`` would turn ``"0.5"`` into 0.5, ``True`` into 1.0 and ``None`` into NaN.
+    NumPy arrays, tensors and (nested) sequences of real numbers are converted.
+
+    Raises
+    ------
+    ValidationError
+        If ``x`` is not a real number or an array of real numbers.
+
+    Examples
+    --------
+    >>> real_array([1, 2.5], "n").tolist()
+    [1.0, 2.5]
+    >>> real_array("60000", "n")
+    Traceback (most recent call last):
+    ...
+    robustlaw.errors.ValidationError: n must be numeric: a real number or an array of them, got '60000'
+    """  # noqa: E501
+    text = repr(x)
+    text = text if len(text) <= 80 else f"{text[:77]}..."
+    expected = f"{name} must be numeric: a real number or an array of them, got {text}"
+    if _holds_non_number(x):
+        raise ValidationError(expected)
+    try:
+        raw = np.asarray(x)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValidationError(expected) from None
+    if raw.dtype.kind not in "iuf" and not (
+        raw.dtype.kind == "O" and not any(_holds_non_number(v) for v in raw.flat)
+    ):
+        raise ValidationError(expected)
+    try:
+        return raw.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValidationError(expected) from None
+
+
 def check_interval(
     x: Any,
     name: str,
@@ -38,6 +87,7 @@ def check_interval(
     high: float = np.inf,
     *,
     closed: str = "neither",
+    scalar: bool = False,
 ) -> np.ndarray:
     """Return ``x`` as a float64 array after checking it is finite and inside an interval.
 
@@ -51,6 +101,8 @@ def check_interval(
         The interval's end points (``-inf`` and ``inf`` mean unbounded on that side).
     closed : {"neither", "left", "right", "both"}
         Which end points belong to the interval.
+    scalar : bool
+        Require a single number (a 0-d array), not an array.
 
     Returns
     -------
@@ -60,17 +112,23 @@ def check_interval(
     Raises
     ------
     ValidationError
-        If ``x`` is not numeric, holds NaN or infinity, or leaves the interval.
+        If ``x`` is not a real number or array of real numbers (strings, bools and None are
+        refused, see :func:`real_array`), holds NaN or infinity, or leaves the interval.
 
     Examples
     --------
     >>> float(check_interval(0.5, "eps", 0, 1))
     0.5
-    """
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValidationError(f"{name} must be numeric, got {x!r}") from None
+    >>> check_interval("0.5", "density", 0, 1)
+    Traceback (most recent call last):
+    ...
+    robustlaw.errors.ValidationError: density must be numeric: a real number or an array of them, got '0.5'
+    """  # noqa: E501
+    arr = real_array(x, name)
+    if scalar and arr.ndim:
+        raise ValidationError(f"{name} must be a single real number, got {x!r}")
+    if arr.size == 0:
+        raise ValidationError(f"{name} must hold at least one value, got an empty array")
     if not np.all(np.isfinite(arr)):
         raise ValidationError(f"{name} must be finite, got {_describe(arr, ~np.isfinite(arr))}")
     lo_ok = arr >= low if closed in ("left", "both") else arr > low
@@ -193,15 +251,36 @@ def check_bool(x: Any, name: str) -> bool:
     return bool(x)
 
 
+#: The largest seed: ``torch.Generator.manual_seed`` takes at most 64 bits.
+MAX_SEED = 2**64 - 1
+
+
 def check_seed(seed: Any, name: str = "seed") -> int:
-    """Return ``seed`` as a non-negative int.
+    """Return ``seed`` as an int in ``[0, MAX_SEED]`` (64 bits, as generators take).
 
     Examples
     --------
     >>> check_seed(3)
     3
     """
-    return check_integer(seed, name, minimum=0)
+    seed = check_integer(seed, name, minimum=0)
+    if seed > MAX_SEED:
+        raise ValidationError(f"{name} must be an integer >= 0 and < 2**64, got {seed!r}")
+    return seed
+
+
+def derived_seed(seed: int, stream: int) -> int:
+    """The seed of one stream of a seeded computation: ``(seed * 1_000_003 + stream) mod 2**64``.
+
+    Below 2**64 (every seed a test or sweep uses) the modulus changes nothing; above, it keeps
+    the value a valid ``torch.Generator`` seed.
+
+    Examples
+    --------
+    >>> derived_seed(2, 1), derived_seed(MAX_SEED, 0) <= MAX_SEED
+    (2000007, True)
+    """
+    return (seed * 1_000_003 + stream) % (MAX_SEED + 1)
 
 
 def check_tensor(

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from robustlaw._validation import get_registered
+from robustlaw._validation import get_registered, real_array
 from robustlaw.errors import ValidationError
 
 
@@ -95,16 +95,16 @@ def as_arrays(values: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], tuple[i
     Raises
     ------
     ValidationError
-        Naming the first argument that is not numeric, not finite or outside its domain, or
+        Naming the first argument that is not a real number or array of real numbers (a
+        string, bool or None is refused, not converted), not finite or outside its domain, or
         the arguments whose shapes do not broadcast.
     """
     arrays = {}
     for name, value in values.items():
         dom = get_registered(DOMAINS, name, "argument")
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValidationError(f"{name} must be numeric, got {value!r}") from None
+        arr = real_array(value, name)
+        if arr.size == 0:
+            raise ValidationError(f"{name} must hold at least one value, got an empty array")
         ok = dom.contains(arr)
         if not np.all(ok):
             bad = arr.item() if arr.ndim == 0 else f"{(~ok).sum()} bad entries, e.g. {arr[~ok][:3]}"
@@ -146,21 +146,28 @@ def compiled(
 def evaluate(name: str, arrays: Mapping[str, np.ndarray], solve: str | None = None) -> np.ndarray:
     """Evaluate a compiled formula (or inverse) on validated arrays; extra entries are ignored."""
     function, names = compiled(name, solve)
-    with np.errstate(over="ignore", under="ignore"):
+    with np.errstate(all="ignore"):  # overflow and 0/0 surface in finish(), naming arguments
         return np.asarray(function(*(arrays[s] for s in names)), dtype=np.float64)
 
 
-def finish(out: np.ndarray, shape: tuple[int, ...], what: str) -> float | np.ndarray:
+def finish(
+    out: np.ndarray, shape: tuple[int, ...], what: str, arrays: Mapping[str, np.ndarray]
+) -> float | np.ndarray:
     """Broadcast a result to the arguments' shape; return a float for scalar inputs.
 
     Raises
     ------
     ValidationError
-        If the result is not finite (it overflowed float64): never returns NaN or infinity.
+        If the result is not finite (it overflowed float64), naming the arguments (``arrays``,
+        as :func:`as_arrays` returns them): never returns NaN or infinity.
     """
     out = np.asarray(out, dtype=np.float64)
     if not np.all(np.isfinite(out)):
-        raise ValidationError(f"{what} is not finite in float64 for these arguments (overflow)")
+        args = ", ".join(
+            f"{k}={a.item():g}" if a.ndim == 0 else f"{k} of shape {a.shape}"
+            for k, a in arrays.items()
+        )
+        raise ValidationError(f"{what} is not finite in float64 at {args} (overflow)")
     if out.shape != shape:
         out = np.broadcast_to(out, shape).copy()
     return float(out) if out.ndim == 0 else out
@@ -169,4 +176,4 @@ def finish(out: np.ndarray, shape: tuple[int, ...], what: str) -> float | np.nda
 def compute(name: str, values: Mapping[str, Any], what: str) -> float | np.ndarray:
     """Validate ``values``, evaluate the formula ``name`` and finish the result."""
     arrays, shape = as_arrays(values)
-    return finish(evaluate(name, arrays), shape, what)
+    return finish(evaluate(name, arrays), shape, what, arrays)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from robustlaw._validation import get_registered
+from robustlaw._validation import get_registered, real_array
 from robustlaw.bounds._core import DOMAINS, as_arrays, evaluate
 from robustlaw.errors import AssumptionViolated, ValidationError
 
@@ -182,7 +182,8 @@ def assumptions(theorem: str = "bs-theorem3", /, **inputs: Any) -> list[Assumpti
     Raises
     ------
     ValidationError
-        If an argument is unknown, missing or not numeric, or the shapes do not broadcast.
+        If an argument is unknown, missing or not a real number (or array of them), or the
+        shapes do not broadcast.
 
     Examples
     --------
@@ -199,12 +200,7 @@ def assumptions(theorem: str = "bs-theorem3", /, **inputs: Any) -> list[Assumpti
             f"{spec.title} takes {', '.join(spec.arguments)}; "
             f"unknown: {unknown or 'none'}, missing: {missing or 'none'}"
         )
-    arrays = {}
-    for name in spec.arguments:
-        try:
-            arrays[name] = np.asarray(values[name], dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValidationError(f"{name} must be numeric, got {values[name]!r}") from None
+    arrays = {name: real_array(values[name], name) for name in spec.arguments}
     try:
         np.broadcast_shapes(*(a.shape for a in arrays.values()))
     except ValueError:

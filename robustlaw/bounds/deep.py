@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from robustlaw._validation import get_registered
+from robustlaw._validation import check_bool, check_integer, get_registered
 from robustlaw.bounds._core import as_arrays, compute, finish
 from robustlaw.errors import ValidationError
 
@@ -103,9 +103,12 @@ def mlp_parameter_count(widths: Sequence[int], *, bias: bool = False) -> int:
     >>> mlp_parameter_count([784, 200, 200, 10])
     198800
     """
-    widths = [int(w) for w in widths]
-    if len(widths) < 2 or min(widths) < 1:
+    if isinstance(widths, (str, bytes)) or not hasattr(widths, "__iter__"):
+        raise ValidationError(f"widths must be a sequence of integers, got {widths!r}")
+    widths = [check_integer(w, "widths entry", minimum=1) for w in widths]
+    if len(widths) < 2:
         raise ValidationError(f"widths must be at least two positive integers, got {widths}")
+    check_bool(bias, "bias")
     return sum(a * b + (b if bias else 0) for a, b in zip(widths[:-1], widths[1:], strict=True))
 
 
@@ -168,4 +171,6 @@ def isoperimetry_constant(kind: str, d: ArrayLike, scale: ArrayLike = 1.0) -> fl
     arrays, shape = as_arrays({"d": d, "scale": scale})
     if np.any(arrays["d"] < spec.min_d):
         raise ValidationError(f"d must be >= {spec.min_d:g} for kind {kind!r}, got {d!r}")
-    return finish(arrays["scale"] ** 2 * spec.constant(arrays["d"]), shape, "c")
+    with np.errstate(all="ignore"):  # an overflow is reported by finish()
+        c = arrays["scale"] ** 2 * spec.constant(arrays["d"])
+    return finish(c, shape, "c", arrays)

@@ -55,7 +55,7 @@ def _theorem_value(
     out = evaluate(formula, arrays, solve)
     if solve == "n":  # the k-condition is about the sample size returned
         check_conditions(theorem, arrays | {"n": out}, check_assumptions=check)
-    return finish(np.maximum(out, 0.0) if solve else out, shape, solve or formula)
+    return finish(np.maximum(out, 0.0) if solve else out, shape, solve or formula, arrays)
 
 
 def lipschitz_lower_bound(
@@ -252,7 +252,9 @@ def finite_class_failure_probability(
     values = dict(n=n, d=d, log_card=log_card, L=L, eps=eps, c=c, k=k)
     arrays, shape = as_arrays(values | dict(exponent_denominator=exponent_denominator))
     out = evaluate("finite_class_failure", arrays)
-    return finish(np.where(np.isfinite(out), np.minimum(out, 1.0), 1.0), shape, "probability")
+    return finish(
+        np.where(np.isfinite(out), np.minimum(out, 1.0), 1.0), shape, "probability", arrays
+    )
 
 
 def required_parameter_count(
@@ -269,33 +271,37 @@ def required_parameter_count(
     k_condition_const: ArrayLike = BS_K_CONDITION_CONST,
     check_assumptions: bool = True,
 ) -> float | np.ndarray:
-    r"""Smallest p for which BS Theorem 3 does not rule out an L-Lipschitz fit.
+    r"""The smallest integer p at which BS Theorem 3 allows Lipschitz constant L.
 
-    The root of :math:`L_{BS}(p) = L` (from :func:`~robustlaw.bounds.symbolic.solve_for`):
+    The real root of :math:`L_{BS}(p) = L` (from :func:`~robustlaw.bounds.symbolic.solve_for`),
 
     .. math::
 
         p^* = \frac{\epsilon^2 nd/(2^{18} c L^2) - \log(4/\delta)}{\log(60WJ/\epsilon)},
 
-    clipped at 0 (0 means no parameter count is ruled out). Real-valued: round up for a count.
+    rounded up to a whole number of parameters, :math:`\lceil p^* \rceil`, and clipped at 0
+    (0 means no parameter count is ruled out). The bound decreases in p, so with
+    :math:`\lceil p^* \rceil` parameters it is at most L, and with one fewer above L.
     Arguments as :func:`lipschitz_lower_bound`, with the target Lipschitz constant ``L > 0``.
 
     Returns
     -------
     float or numpy.ndarray
-        ``p*`` (parameters).
+        :math:`\lceil p^* \rceil` (parameters; integer-valued floats).
 
     Examples
     --------
-    >>> p = required_parameter_count(L=1.0, n=6e4, d=784, eps=0.8, delta=0.1, W=10, J=10)
-    >>> round(p, 3)
-    12.458
-    >>> round(lipschitz_lower_bound(n=6e4, d=784, p=p, eps=0.8, delta=0.1, W=10, J=10), 12)
-    1.0
+    >>> args = dict(n=6e4, d=784, eps=0.8, delta=0.1, W=10, J=10)
+    >>> p = required_parameter_count(L=1.0, **args)
+    >>> p
+    13.0
+    >>> lipschitz_lower_bound(p=p, **args) <= 1.0 < lipschitz_lower_bound(p=p - 1, **args)
+    True
     """
     values = dict(L=L, n=n, d=d, eps=eps, delta=delta, W=W, J=J, c=c, k=k)
     values |= dict(k_condition_const=k_condition_const)
-    return _theorem_value("L_BS", "bs-theorem3", values, check=check_assumptions, solve="p")
+    p_star = _theorem_value("L_BS", "bs-theorem3", values, check=check_assumptions, solve="p")
+    return float(np.ceil(p_star)) if np.ndim(p_star) == 0 else np.ceil(p_star)
 
 
 def required_effective_parameter_count(
@@ -413,7 +419,7 @@ BOUNDS: dict[tuple[str, str], BoundFunction] = {
             quantity="p",
             theorem="bs-theorem3",
             function=required_parameter_count,
-            description="smallest parameter count allowing an L-Lipschitz fit",
+            description="smallest integer parameter count allowing an L-Lipschitz fit",
         ),
         BoundFunction(
             quantity="p_eff",

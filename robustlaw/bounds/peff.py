@@ -93,7 +93,7 @@ def binary_entropy(g: ArrayLike) -> float | np.ndarray:
     """
     arrays, shape = as_arrays({"g": g})
     g = arrays["g"]
-    return finish((special.entr(g) + special.entr(1.0 - g)) / np.log(2.0), shape, "h2")
+    return finish((special.entr(g) + special.entr(1.0 - g)) / np.log(2.0), shape, "h2", arrays)
 
 
 def mask_entropy_upper_bound(p: ArrayLike, kept: ArrayLike) -> float | np.ndarray:
@@ -127,7 +127,7 @@ def mask_entropy_upper_bound(p: ArrayLike, kept: ArrayLike) -> float | np.ndarra
     if np.any(kept > p):
         raise ValidationError(f"kept must be at most p, got kept={kept.max()!r} > p")
     nats = -np.log1p(p) - special.betaln(p - kept + 1.0, kept + 1.0)
-    return finish(np.maximum(nats, 0.0) / np.log(2.0), shape, "log2 binom(p, kept)")
+    return finish(np.maximum(nats, 0.0) / np.log(2.0), shape, "log2 binom(p, kept)", arrays)
 
 
 def imp_to_pai_ratio(gamma: ArrayLike, *, bits_per_weight: ArrayLike = 1.0) -> float | np.ndarray:
@@ -156,4 +156,6 @@ def imp_to_pai_ratio(gamma: ArrayLike, *, bits_per_weight: ArrayLike = 1.0) -> f
     """
     arrays, shape = as_arrays({"gamma": gamma, "bits_per_weight": bits_per_weight})
     gamma, b = arrays["gamma"], arrays["bits_per_weight"]
-    return finish(1.0 + binary_entropy(gamma) / (b * (1.0 - gamma)), shape, "ratio")
+    with np.errstate(all="ignore"):  # an overflow is reported by finish()
+        ratio = 1.0 + binary_entropy(gamma) / (b * (1.0 - gamma))
+    return finish(ratio, shape, "ratio", arrays)

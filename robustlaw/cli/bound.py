@@ -1,7 +1,9 @@
 """``robustlaw bound``: evaluate a Lipschitz lower bound, or invert it, with its assumption checks.
 
-``--p`` selects Bubeck–Sellke Theorem 3, ``--p-eff`` No Free Prune Theorem 4; ``--solve p``
-(``p-eff``, ``n``) with ``--lipschitz L`` prints the inverse instead.
+``--p`` selects Bubeck-Sellke Theorem 3, ``--p-eff`` No Free Prune Theorem 4. ``--solve p``
+(``p-eff``, ``n``) with ``--lipschitz L`` prints the inverse instead: the quantity solved for is
+not given. ``--solve p`` prints the smallest integer p at which the bound allows Lipschitz
+constant L.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import inspect
 import json
 
 from robustlaw.bounds import BOUNDS, THEOREMS, assumptions
+from robustlaw.cli import plain_text
 from robustlaw.errors import AssumptionViolated, ValidationError
 
 # Command-line flag of each keyword argument of the bound functions.
@@ -38,11 +41,11 @@ _HELP = {
     "delta": "failure probability, in (0, 1)",
     "W": "Euclidean diameter of the weight set",
     "J": "parameter-Lipschitz constant",
-    "c": "isoperimetry constant (default 1)",
-    "k": "number of mixture components (default 1)",
+    "c": "isoperimetry constant (default: 1)",
+    "k": "number of mixture components (default: 1)",
     "L": "target Lipschitz constant for --solve",
-    "k_condition_const": "k-condition constant (default 8^4 for BS, 8^3 for NFP)",
-    "a1_squared": "a_1^2 of NFP Lemma 1 (default 72)",
+    "k_condition_const": "k-condition constant (default: 8^4 for BS, 8^3 for NFP)",
+    "a1_squared": "a_1^2 of NFP Lemma 1 (default: 72)",
 }
 _SOLVE = {"L": "L", "p": "p", "p-eff": "p_eff", "n": "n"}
 
@@ -50,15 +53,15 @@ _SOLVE = {"L": "L", "p": "p", "p-eff": "p_eff", "n": "n"}
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``bound`` subcommand."""
     parser = subparsers.add_parser(
-        "bound", help="evaluate or invert a Lipschitz lower bound", description=__doc__
+        "bound",
+        help="evaluate or invert a Lipschitz lower bound",
+        description=plain_text(__doc__),
     )
     for name, flag in _FLAGS.items():
         parser.add_argument(
             flag, dest=name, type=int if name == "k" else float, default=None, help=_HELP[name]
         )
-    parser.add_argument(
-        "--solve", choices=tuple(_SOLVE), default="L", help="quantity to compute (default L)"
-    )
+    parser.add_argument("--solve", choices=tuple(_SOLVE), default="L", help="quantity to compute")
     parser.add_argument(
         "--no-check-assumptions", action="store_true", help="evaluate even if the k-condition fails"
     )
@@ -74,6 +77,10 @@ def _inputs(args: argparse.Namespace, function, theorem: str) -> dict[str, float
         if name != "check_assumptions"
     }
     for name in _FLAGS:
+        if getattr(args, name) is not None and name == _SOLVE[args.solve]:
+            raise ValidationError(
+                f"{_FLAGS[name]} is what --solve {args.solve} computes; leave {_FLAGS[name]} out"
+            )
         if getattr(args, name) is not None and name not in params:
             raise ValidationError(
                 f"{_FLAGS[name]} is not used by {THEOREMS[theorem].title} with --solve {args.solve}"
@@ -93,7 +100,8 @@ def _inputs(args: argparse.Namespace, function, theorem: str) -> dict[str, float
 def _format_text(result: dict) -> str:
     lines = [f"{result['theorem']}: {result['description']}"]
     lines += [f"  {_FLAGS[k]:<20} {v:g}" for k, v in result["inputs"].items()]
-    lines.append(f"{result['quantity']} = {result['value']:.6g}")
+    value = result["value"]
+    lines.append(f"{result['quantity']} = {value if isinstance(value, int) else f'{value:.6g}'}")
     lines.append("assumptions:")
     for check in result["assumptions"]:
         mark = "ok  " if check["holds"] else "FAIL"
@@ -124,7 +132,7 @@ def handler(args: argparse.Namespace) -> int:
         "theorem": spec.title,
         "quantity": quantity,
         "description": entry.description,
-        "value": value,
+        "value": int(value) if quantity == "p" else value,  # a whole number of parameters
         "inputs": inputs,
         "assumptions": [
             {"name": c.name, "formula": c.formula, "holds": bool(c.holds), "value": float(c.value)}

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from robustlaw.bounds.examples import examples, format_bounds_table
+from robustlaw.cli import plain_text
 
 _HEADER = """robustlaw demo: Lipschitz lower bounds at named settings
 (Bubeck-Sellke Theorem 3: L_BS; No Free Prune Theorem 4: L_NFP with p_eff in bits;
@@ -48,7 +49,9 @@ def print_bounds_table() -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand."""
     parser = subparsers.add_parser(
-        "demo", help="print the bounds, then measure the law on small networks", description=__doc__
+        "demo",
+        help="print the bounds, then measure the law on small networks",
+        description=plain_text(__doc__),
     )
     parser.add_argument("--out", default="robustlaw-demo", help="folder for results and figures")
     parser.add_argument("--preset", default="tiny", help="preset to run (tiny: about a minute)")
@@ -57,19 +60,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=handler)
 
 
+def check_arguments(out: Path, *, preset: str, device: str, threads: int) -> None:
+    """Refuse a bad preset (for any demo experiment), device, thread count or folder.
+
+    Called before anything is printed or written, so a bad argument costs nothing.
+    """
+    from robustlaw._validation import check_integer
+    from robustlaw.empirical.ensemble import resolve_device
+    from robustlaw.errors import ValidationError
+    from robustlaw.experiments import get_experiment
+
+    for name in DEMO_EXPERIMENTS:
+        get_experiment(name).preset(preset)
+    resolve_device(device)
+    check_integer(threads, "threads", minimum=1)
+    if out.exists() and not out.is_dir():
+        raise ValidationError(f"--out {str(out)!r} is a file; expected a folder")
+
+
 def run_demo(out: Path, *, preset: str, device: str, threads: int | None) -> list[Path]:
     """Run each demo experiment into ``out/results.sqlite``, draw its figures, print summaries.
 
-    Returns the written paths (store first, then figures).
+    Returns the written paths (store first, then figures). A folder this call creates is
+    removed again if it fails before writing anything into it.
     """
-    from robustlaw.compare import band_table, format_table, slope_table
     from robustlaw.errors import ValidationError
-    from robustlaw.experiments import draw_figures, load, run
 
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise ValidationError(f"cannot create {str(out)!r}: {err}") from None
+    try:
+        return _measure(out, preset=preset, device=device, threads=threads)
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _measure(out: Path, *, preset: str, device: str, threads: int | None) -> list[Path]:
+    from robustlaw.compare import band_table, format_table, slope_table
+    from robustlaw.experiments import draw_figures, load, run
+
     store = out / "results.sqlite"
     paths = [store]
     for name in DEMO_EXPERIMENTS:
@@ -90,7 +123,8 @@ def run_demo(out: Path, *, preset: str, device: str, threads: int | None) -> lis
 
 
 def handler(args: argparse.Namespace) -> int:
-    """Print the bounds table, run the demo experiments and print the written paths."""
+    """Check the arguments, print the bounds table, run the demo experiments, print the paths."""
+    check_arguments(Path(args.out), preset=args.preset, device=args.device, threads=args.threads)
     print_bounds_table()
     paths = run_demo(Path(args.out), preset=args.preset, device=args.device, threads=args.threads)
     print("\nWrote:")

@@ -1,13 +1,23 @@
-"""``robustlaw experiments``: list the registered experiments with their presets."""
+"""``robustlaw experiments``: list the registered experiments with their presets.
+
+One block per experiment: its name and description, then each preset (the values --preset
+takes in run, figure, export and demo) with the number of work units it expands into.
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from robustlaw.cli import plain_text
+
 
 def register(subparsers) -> None:
     """Add the ``experiments`` subcommand."""
-    p = subparsers.add_parser("experiments", help="list the experiments and their presets")
+    p = subparsers.add_parser(
+        "experiments",
+        help="list the experiments and their presets",
+        description=plain_text(__doc__),
+    )
     p.set_defaults(func=handler)
 
 

@@ -1,20 +1,38 @@
-"""``robustlaw run NAME``: run a named experiment into a SQLite store (resumable)."""
+"""``robustlaw run NAME``: run a named experiment into a SQLite store (resumable).
+
+Units already in the store under the same settings and package version are skipped, so running
+the command again after an interruption completes only the missing units. Each unit runs with
+one torch thread unless --threads says otherwise: the networks are small, and extra threads
+make them much slower on a busy machine (docs/benchmarks/experiments.md).
+"""
 
 from __future__ import annotations
 
 import argparse
 
+from robustlaw.cli import plain_text
+from robustlaw.cli._store import add_store_option
+
 
 def register(subparsers) -> None:
     """Add the ``run`` subcommand."""
-    p = subparsers.add_parser("run", help="run a named experiment into a SQLite store (resumes)")
+    p = subparsers.add_parser(
+        "run",
+        help="run a named experiment into a SQLite store (resumes)",
+        description=plain_text(__doc__),
+    )
     p.add_argument("name", help="experiment name (see `robustlaw experiments`)")
     p.add_argument("--preset", default="default", help="settings preset: tiny, default or paper")
-    p.add_argument("--store", default="results.sqlite", help="SQLite file to write (resumed)")
+    add_store_option(p, "SQLite file to write (resumed)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (auto takes a GPU if any)")
     p.add_argument("--executor", default="local", help="local (this process) or ray")
     p.add_argument("--address", default=None, help="Ray cluster address (default: local Ray)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per unit (CPU)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads per work unit on a CPU, CPUs per Ray task (default: 1)",
+    )
     p.set_defaults(func=handler)
 
 

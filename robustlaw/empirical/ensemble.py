@@ -19,7 +19,7 @@ from itertools import pairwise
 
 import torch
 
-from robustlaw._validation import check_integer, check_seed, get_registered
+from robustlaw._validation import check_integer, check_seed, derived_seed, get_registered
 from robustlaw.errors import ValidationError
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "INITIALIZERS",
     "Ensemble",
     "MLPSpec",
+    "check_input_shape",
     "check_masks",
     "forward",
     "init_mlp_ensemble",
@@ -191,6 +192,10 @@ class MLPSpec:
     init: str = "kaiming-uniform"
 
     def __post_init__(self) -> None:
+        if isinstance(self.layer_sizes, (str, bytes)) or not hasattr(self.layer_sizes, "__iter__"):
+            raise ValidationError(
+                f"layer_sizes must be a sequence of integers, got {self.layer_sizes!r}"
+            )
         sizes = tuple(check_integer(s, "layer_sizes entry", minimum=1) for s in self.layer_sizes)
         if len(sizes) < 2:
             raise ValidationError(f"layer_sizes must have at least two entries, got {sizes!r}")
@@ -291,10 +296,17 @@ class Ensemble:
 
         The functional form the trainer uses; see :func:`forward` for shapes.
         """
-        return forward(self.spec, params, None, x)
+        return _forward(self.spec, params, None, x)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """Outputs ``(n_members, n_samples, n_outputs)`` with the masks applied."""
+        """Outputs ``(n_members, n_samples, n_outputs)`` with the masks applied.
+
+        Raises
+        ------
+        ValidationError
+            If ``x`` is not a tensor of shape ``(n_samples, n_features)`` or
+            ``(n_members, n_samples, n_features)``.
+        """
         return forward(self.spec, self.params, self.masks, x)
 
     def masked_weights(self) -> tuple[torch.Tensor, ...]:
@@ -381,6 +393,8 @@ def init_mlp_ensemble(
     >>> tuple(ens.params["0.weight"].shape), ens.n_members
     ((2, 5, 3), 2)
     """
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise ValidationError(f"seeds must be a sequence of integers, got {seeds!r}")
     seeds = tuple(check_seed(s, "seeds entry") for s in seeds)
     if not seeds:
         raise ValidationError("seeds must hold at least one seed, got an empty sequence")
@@ -391,7 +405,7 @@ def init_mlp_ensemble(
     params: dict[str, torch.Tensor] = {}
     for l, (fan_in, fan_out) in enumerate(pairwise(spec.layer_sizes)):
         pairs = [
-            draw(torch.Generator().manual_seed(seed * 1_000_003 + l), fan_out, fan_in)
+            draw(torch.Generator().manual_seed(derived_seed(seed, l)), fan_out, fan_in)
             for seed in seeds
         ]
         params[f"{2 * l}.weight"] = torch.stack([w for w, _ in pairs]).to(device, dtype)
@@ -399,6 +413,41 @@ def init_mlp_ensemble(
             params[f"{2 * l}.bias"] = torch.stack([b for _, b in pairs]).to(device, dtype)
     masks = {k: torch.ones_like(params[k], dtype=torch.bool) for k in spec.weight_names()}
     return Ensemble(spec=spec, params=params, masks=masks, seeds=seeds)
+
+
+def check_input_shape(shape: Sequence[int], spec: MLPSpec, n_members: int, name: str = "X") -> None:
+    """Check that inputs of this shape fit the ensemble: ``(n_samples, d)`` or ``(K, n_samples, d)``.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The inputs' shape.
+    spec : MLPSpec
+        The architecture; ``d = spec.layer_sizes[0]``.
+    n_members : int
+        ``K``, the leading axis of per-member inputs.
+    name : str
+        The argument's name, used in the error message.
+
+    Raises
+    ------
+    ValidationError
+        Naming the argument, the expected shape and the shape it got.
+
+    Examples
+    --------
+    >>> check_input_shape((5, 3), MLPSpec(layer_sizes=(4, 2)), 1)
+    Traceback (most recent call last):
+    ...
+    robustlaw.errors.ValidationError: X must have shape (n_samples, 4) or (1, n_samples, 4) for layer_sizes (4, 2), got (5, 3)
+    """  # noqa: E501
+    shape = tuple(shape)
+    d = spec.layer_sizes[0]
+    if len(shape) not in (2, 3) or shape[-1] != d or (len(shape) == 3 and shape[0] != n_members):
+        raise ValidationError(
+            f"{name} must have shape (n_samples, {d}) or ({n_members}, n_samples, {d}) for "
+            f"layer_sizes {spec.layer_sizes}, got {shape}"
+        )
 
 
 def forward(
@@ -425,7 +474,20 @@ def forward(
     -------
     torch.Tensor
         Outputs of shape ``(n_members, n_samples, n_outputs)``.
+
+    Raises
+    ------
+    ValidationError
+        If ``x`` is not a tensor or its shape does not fit (wrong feature count or member axis).
     """
+    if not isinstance(x, torch.Tensor):
+        raise ValidationError(f"x must be a torch.Tensor, got {type(x).__name__}")
+    check_input_shape(x.shape, spec, params[spec.weight_names()[0]].shape[0], "x")
+    return _forward(spec, params, masks, x)
+
+
+def _forward(spec: MLPSpec, params: dict, masks: dict | None, x: torch.Tensor) -> torch.Tensor:
+    """:func:`forward` on inputs already checked (the trainer's hot path)."""
     act = ACTIVATIONS[spec.activation]
     h = x
     last = spec.n_layers - 1

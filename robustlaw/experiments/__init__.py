@@ -9,7 +9,7 @@ runs it into a store and :func:`load` reads it back.
 ['default', 'paper', 'tiny']
 """
 
-from robustlaw.experiments.api import RunSummary, load, run
+from robustlaw.experiments.api import AmbiguousResultsError, RunSummary, completeness, load, run
 from robustlaw.experiments.executors import EXECUTORS
 from robustlaw.experiments.export import export
 from robustlaw.experiments.figures import draw_figures
@@ -25,7 +25,13 @@ from robustlaw.experiments.registry import (
     list_experiments,
     register,
 )
-from robustlaw.experiments.store import SCHEMA_VERSION, Store
+from robustlaw.experiments.store import (
+    SCHEMA_VERSION,
+    DamagedStoreError,
+    NotAStoreError,
+    Store,
+    StoreWriteError,
+)
 
 __all__ = [
     "EXECUTORS",
@@ -33,12 +39,17 @@ __all__ = [
     "KEY_COLUMNS",
     "PRESET_NAMES",
     "SCHEMA_VERSION",
+    "AmbiguousResultsError",
     "Column",
+    "DamagedStoreError",
     "Experiment",
+    "NotAStoreError",
     "RunSummary",
     "Store",
+    "StoreWriteError",
     "WorkUnit",
     "canonical_json",
+    "completeness",
     "draw_figures",
     "export",
     "get_experiment",

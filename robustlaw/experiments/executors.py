@@ -20,11 +20,23 @@ from tqdm import tqdm
 from robustlaw.errors import ValidationError
 from robustlaw.experiments.registry import Experiment, WorkUnit
 
-__all__ = ["EXECUTORS", "ExecutionOptions", "run_local", "run_ray", "torch_threads"]
+__all__ = [
+    "DEFAULT_THREADS",
+    "EXECUTORS",
+    "ExecutionOptions",
+    "run_local",
+    "run_ray",
+    "torch_threads",
+]
 
 logger = logging.getLogger(__name__)
 
 Finished = tuple[WorkUnit, tuple[Any, ...], float]
+
+DEFAULT_THREADS = 1
+"""Torch threads per unit (CPUs per Ray task) when :func:`~robustlaw.experiments.run` is not
+told: units are small networks, which one thread runs as fast as several on idle cores and many
+times faster on busy ones (``docs/benchmarks/experiments.md``)."""
 
 
 @contextlib.contextmanager
@@ -61,7 +73,8 @@ class ExecutionOptions:
         Ray cluster address (``"ray://head:10001"``, ``"auto"``); None starts a local runtime.
         The local executor ignores it.
     threads : int, optional
-        Torch intra-op threads while a unit runs (CPUs per Ray task); None leaves the default.
+        Torch intra-op threads while a unit runs (CPUs per Ray task); None leaves torch's own
+        setting (``run`` passes :data:`DEFAULT_THREADS` when not told).
     """
 
     device: str = "cpu"

@@ -31,13 +31,17 @@ def export(
     *,
     preset: str | None = None,
     settings_hash: str | None = None,
+    package_version: str | None = None,
     include_all: bool = False,
 ) -> list[Path]:
     """Write ``<name>.csv`` (and ``<name>.parquet`` with pyarrow) into ``out_dir``.
 
     ``out_dir`` is created when missing, as :func:`~robustlaw.experiments.draw_figures` does.
 
-    The rows are those :func:`robustlaw.experiments.load` returns with the same selection.
+    The rows are those :func:`robustlaw.experiments.load` returns with the same selection
+    (``preset``, ``settings_hash``, ``package_version``, ``include_all``); a store that cannot
+    be read, or a selection that does not pick one result set, raises before ``out_dir`` is
+    created.
     Floats are written with ``repr`` precision, so they read back bitwise.
 
     Returns
@@ -45,15 +49,16 @@ def export(
     list of pathlib.Path
         The files written.
     """
-    out_dir = ensure_folder(out_dir)
     rows = load(
         store,
         name,
         preset=preset,
         settings_hash=settings_hash,
+        package_version=package_version,
         include_all=include_all,
         as_frame=False,
     )
+    out_dir = ensure_folder(out_dir)
     paths = [atomic_write(out_dir / f"{name}.csv", lambda p: _write_csv(rows, p))]
     try:
         import pyarrow as pa

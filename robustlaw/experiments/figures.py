@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from robustlaw.experiments.api import load
+from robustlaw.experiments.api import AmbiguousResultsError, load
 from robustlaw.experiments.registry import get_experiment
 from robustlaw.io import ensure_folder, save_figure
 
@@ -19,10 +19,12 @@ def draw_figures(
     *,
     preset: str | None = None,
     settings_hash: str | None = None,
+    package_version: str | None = None,
 ) -> list[Path]:
     """Draw every figure experiment ``name`` registers from ``store`` into ``out_dir``.
 
-    The rows are those :func:`robustlaw.experiments.load` returns with the same selection; each
+    The rows are those :func:`robustlaw.experiments.load` returns with the same selection
+    (``preset``, ``settings_hash``, ``package_version``: one result set, never a mix); each
     figure function receives them as a list of dicts. ``out_dir`` is created when missing.
 
     Returns
@@ -31,8 +33,23 @@ def draw_figures(
         The written ``<name>-<figure>.png`` and ``.pdf`` files.
     """
     experiment = get_experiment(name)
+    selection = {
+        "preset": preset,
+        "settings_hash": settings_hash,
+        "package_version": package_version,
+    }
+    try:
+        rows = load(store, name, **selection, as_frame=False)
+    except AmbiguousResultsError as err:  # the same advice, less include_all (never a mix)
+        raise AmbiguousResultsError(
+            err.store,
+            err.experiment,
+            err.groups,
+            err.matching,
+            selection=err.selection,
+            include_all=False,
+        ) from None
     out_dir = ensure_folder(out_dir)
-    rows = load(store, name, preset=preset, settings_hash=settings_hash, as_frame=False)
     paths = []
     for figure_name, draw in experiment.figures.items():
         paths += save_figure(draw(rows), out_dir / f"{name}-{figure_name}")

@@ -102,9 +102,11 @@ def test_argparse_errors_exit_2(capsys):
     assert info.value.code == 2
 
 
-def test_demo_prints_the_bounds_table(capsys, tmp_path):
-    pytest.importorskip("torch", reason="the demo's empirical part trains networks")
-    assert main(["demo", "--out", str(tmp_path)]) == 0
+def test_demo_prints_the_bounds_table(capsys):
+    """The bounds part of ``robustlaw demo`` (the whole demo runs in test_documented_commands)."""
+    from robustlaw.cli.demo import print_bounds_table
+
+    print_bounds_table()
     out = capsys.readouterr().out
     assert "empirical part" in out
     rows = {r["setting"]: r for r in rb.examples.bounds_table()}
@@ -112,3 +114,42 @@ def test_demo_prints_the_bounds_table(capsys, tmp_path):
     for name, row in rows.items():
         assert f"{row['L_BS']:.3e}" in out
         assert name in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--preset", "huge"],
+            "unknown preset of 'lor-scaling' 'huge'; valid names: default, paper, tiny",
+        ),
+        (["--device", "tpu"], "device must be 'auto', 'cpu' or 'cuda[:i]', got 'tpu'"),
+        (["--threads", "0"], "threads must be an integer >= 1, got 0"),
+    ],
+)
+def test_demo_checks_every_argument_before_any_output(tmp_path, capsys, argv, message):
+    pytest.importorskip("torch", reason="the demo's empirical part trains networks")
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), *argv]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip().splitlines() == [f"robustlaw demo: error: {message}"]
+    assert not out.exists()
+
+
+def test_solve_p_is_a_whole_number_of_parameters(capsys):
+    """The README's --solve p example: the smallest integer p, 13 (the real root is 12.46)."""
+    argv = [*BASE, "--W", "10", "--J", "10", "--solve", "p", "--lipschitz", "1"]
+    result = _json(capsys, argv)
+    assert result["value"] == 13
+    assert isinstance(result["value"], int)
+    assert main(argv) == 0
+    assert "\np = 13\n" in capsys.readouterr().out
+    bound = rb.lipschitz_lower_bound(n=6e4, d=784, p=12, eps=0.8, delta=0.1, W=10, J=10)
+    assert bound > 1 >= rb.lipschitz_lower_bound(n=6e4, d=784, p=13, eps=0.8, delta=0.1, W=10, J=10)
+
+
+def test_the_solved_quantity_is_not_an_input(capsys):
+    argv = [*DENSE, "--solve", "p", "--lipschitz", "1"]
+    assert main(argv) == 2
+    assert "--p is what --solve p computes; leave --p out" in capsys.readouterr().err

@@ -173,3 +173,32 @@ def test_bounds_package_has_no_torch_or_sympy_at_import():
     code = "import sys, robustlaw.bounds; print('torch' in sys.modules, 'sympy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize(("function", "good"), CASES)
+@pytest.mark.parametrize("bad", ["60000", True, None, b"1", [1.0, "2"], 1j])
+def test_non_numbers_are_refused_not_coerced(function, good, bad):
+    # np.asarray turned "60000" into 60000.0 and True into 1.0, and None became "got nan"
+    name = next(iter(good))
+    with pytest.raises(ValidationError, match=rf"^{name} must be numeric: a real number"):
+        function(**good | {name: bad})
+
+
+def test_arrays_of_numbers_still_broadcast():
+    n = np.array([1e6, 2e6])
+    out = rb.lipschitz_lower_bound(**GOOD | {"n": n, "p": np.array([[1e5], [1e6]])})
+    assert out.shape == (2, 2)
+    assert rb.lipschitz_lower_bound(**GOOD | {"n": [1e6, 2e6]}).tolist() == pytest.approx(
+        [rb.lipschitz_lower_bound(**GOOD | {"n": v}) for v in n]
+    )
+
+
+def test_overflow_message_names_the_arguments():
+    with pytest.raises(ValidationError, match=r"J_BS is not finite.*R=1, W_inf=1e\+10"):
+        rb.parameter_lipschitz_constant(R=1, W_inf=1e10, p=1e10, D=20)
+
+
+@pytest.mark.parametrize("widths", [None, 784, "784", [784, 2.5], [784, True]])
+def test_mlp_parameter_count_refuses_non_integers(widths):
+    with pytest.raises(ValidationError, match="widths"):
+        rb.mlp_parameter_count(widths)

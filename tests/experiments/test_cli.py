@@ -45,6 +45,12 @@ def test_experiments_lists_presets(synthetic, capsys):
         ),
         (["run", "synthetic", "--address", "x:1"], "only used by executor 'ray'"),
         (["export", "synthetic", "--store", "/nonexistent/r.sqlite"], "does not exist"),
+        (["export", "synthetic", "--store", "/"], "--store '/' is a folder; expected a SQLite"),
+        (["figure", "synthetic", "--store", "/"], "--store '/' is a folder; expected a SQLite"),
+        (
+            ["export", "synthetic", "--preset", "tiny", "--settings-hash", "0"],
+            "pass --preset or --settings-hash, not both",
+        ),
         (["figure", "nope", "--store", "x", "--out", "y"], "unknown experiment"),
     ],
 )
@@ -105,8 +111,58 @@ def test_run_help_shows_every_option_with_its_default(capsys):
         "--store": "results.sqlite",
         "--device": "auto",
         "--executor": "local",
-        "--address": "None",
-        "--threads": "None",
+        "--address": "local Ray",
+        "--threads": "1",
     }
     for option, default in defaults.items():
         assert re.search(rf"{option} \S+ [^-]*\(default: {re.escape(default)}\)", text), option
+
+
+def test_figure_and_export_default_to_the_store_run_writes(synthetic, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "synthetic", "--preset", "tiny"]) == 0
+    assert main(["figure", "synthetic"]) == 0
+    assert main(["export", "synthetic", "--out", "new/folder"]) == 0
+    assert (tmp_path / "new" / "folder" / "synthetic.csv").is_file()
+
+
+def test_several_result_sets_get_advice_in_options(synthetic, tmp_path, capsys):
+    import robustlaw
+
+    store = str(tmp_path / "r.sqlite")
+    for preset in ("tiny", "default"):
+        assert main(["run", "synthetic", "--preset", preset, "--store", store]) == 0
+    capsys.readouterr()
+    assert main(["export", "synthetic", "--store", store, "--out", str(tmp_path)]) == 2
+    line = _err_line(capsys)
+    assert "holds 2 matching result sets" in line
+    assert "--settings-hash " in line
+    assert "--all" in line
+    assert not re.search(r"settings_hash=|include_all|preset=", line), line
+    assert main(["figure", "synthetic", "--store", store, "--out", str(tmp_path)]) == 2
+    line = _err_line(capsys)
+    assert "--settings-hash " in line
+    assert "--all" not in line  # figures draw one result set
+    version = ["--package-version", robustlaw.__version__]
+    argv = ["export", "synthetic", "--store", store, "--preset", "tiny", *version]
+    assert main([*argv, "--out", str(tmp_path)]) == 0
+    assert main([*argv[:-1], "0.0.0", "--out", str(tmp_path)]) == 2
+    assert "--package-version 0.0.0" in _err_line(capsys)
+
+
+def test_run_uses_one_thread_per_unit_unless_told(synthetic, tmp_path, monkeypatch):
+    from robustlaw.experiments.executors import EXECUTORS, run_local
+
+    seen = []
+
+    def spy(experiment, settings, units, options):
+        seen.append(options.threads)
+        return run_local(experiment, settings, units, options)
+
+    monkeypatch.setitem(EXECUTORS, "local", spy)
+    store = str(tmp_path / "r.sqlite")
+    assert main(["run", "synthetic", "--preset", "tiny", "--store", store]) == 0
+    assert (
+        main(["run", "synthetic", "--preset", "default", "--store", store, "--threads", "2"]) == 0
+    )
+    assert seen == [1, 2]

@@ -84,7 +84,7 @@ def test_other_package_version_is_not_loaded_silently(synthetic, tmp_path, monke
     with monkeypatch.context() as m:
         m.setattr(robustlaw, "__version__", "0.0.0-old")
         _run(synthetic, path, n_units=1)
-    with pytest.raises(ValidationError, match="version=0.0.0-old"):
+    with pytest.raises(ValidationError, match="package_version='0.0.0-old'"):
         load(path, "synthetic")
     rows = load(path, "synthetic", include_all=True, as_frame=False)
     assert {r["package_version"] for r in rows} == {"0.0.0-old"}

@@ -67,6 +67,9 @@ INPUT_SAMPLERS: dict[str, Callable[[int, int, torch.Generator], torch.Tensor]] =
 scale 1, one per key of :data:`robustlaw.bounds.ISOPERIMETRY`."""
 
 
+_MAX_ENTRIES = 2**62  # beyond this torch cannot even index the tensor
+
+
 def sample_inputs(
     kind: str,
     n_samples: int,
@@ -96,6 +99,11 @@ def sample_inputs(
     sampler = get_registered(INPUT_SAMPLERS, kind, "input distribution")
     n_samples = check_integer(n_samples, "n_samples", minimum=1)
     n_features = check_integer(n_features, "n_features", minimum=1)
+    if n_samples * n_features > _MAX_ENTRIES:
+        raise ValidationError(
+            f"n_samples x n_features = {n_samples} x {n_features} exceeds {_MAX_ENTRIES:.3g} "
+            "entries, more than a tensor can index"
+        )
     if n_features < ISOPERIMETRY[kind].min_d:
         raise ValidationError(
             f"n_features must be at least {ISOPERIMETRY[kind].min_d:g} for {kind}, got {n_features}"

@@ -1,7 +1,7 @@
-"""Activation slope bounds: the ``[alpha, beta]`` that LipSDP and ECLipsE need.
+r"""Activation slope bounds: the ``[alpha, beta]`` that LipSDP and ECLipsE need.
 
-An activation :math:`\\phi` is slope-restricted in :math:`[\\alpha, \\beta]` when
-:math:`\\alpha \\le (\\phi(a) - \\phi(b)) / (a - b) \\le \\beta` for all :math:`a \\ne b`
+An activation :math:`\phi` is slope-restricted in :math:`[\alpha, \beta]` when
+:math:`\alpha \le (\phi(a) - \phi(b)) / (a - b) \le \beta` for all :math:`a \ne b`
 (Fazlyab et al., NeurIPS 2019, §2).
 """
 

@@ -1,22 +1,22 @@
-"""Certify LipSDP multipliers: the smallest rho they prove, by a block Schur recursion.
+r"""Certify LipSDP multipliers: the smallest rho they prove, by a block Schur recursion.
 
-For multipliers :math:`\\lambda\\ge0` write :math:`M_0(\\lambda)=\\sum_i\\lambda_iG_i+C` on the
-variables :math:`(x,z_1,\\dots,z_L)` (Fazlyab et al., NeurIPS 2019, Theorem 2). If its hidden
+For multipliers :math:`\lambda\ge0` write :math:`M_0(\lambda)=\sum_i\lambda_iG_i+C` on the
+variables :math:`(x,z_1,\dots,z_L)` (Fazlyab et al., NeurIPS 2019, Theorem 2). If its hidden
 block is negative definite, the LMI holds exactly for
 
-.. math:: \\rho(\\lambda)=\\lambda_{\\max}\\big(M_{00}-M_{0h}M_{hh}^{-1}M_{h0}\\big),
+.. math:: \rho(\lambda)=\lambda_{\max}\big(M_{00}-M_{0h}M_{hh}^{-1}M_{h0}\big),
 
-and :math:`\\operatorname{Lip}(f)\\le\\sqrt{\\rho(\\lambda)}`. :math:`M_0` is block tridiagonal:
+and :math:`\operatorname{Lip}(f)\le\sqrt{\rho(\lambda)}`. :math:`M_0` is block tridiagonal:
 
-- :math:`D_0=-2\\alpha\\beta W_0^\\top\\Lambda_1W_0`, the input block;
-- :math:`D_l=-2\\Lambda_l-2\\alpha\\beta W_l^\\top\\Lambda_{l+1}W_l` for :math:`1\\le l<L`, and
-  :math:`D_L=-2\\Lambda_L+W_L^\\top W_L`;
-- :math:`O_l=(\\alpha+\\beta)W_{l-1}^\\top\\Lambda_l` couples :math:`z_{l-1}` and :math:`z_l`.
+- :math:`D_0=-2\alpha\beta W_0^\top\Lambda_1W_0`, the input block;
+- :math:`D_l=-2\Lambda_l-2\alpha\beta W_l^\top\Lambda_{l+1}W_l` for :math:`1\le l<L`, and
+  :math:`D_L=-2\Lambda_L+W_L^\top W_L`;
+- :math:`O_l=(\alpha+\beta)W_{l-1}^\top\Lambda_l` couples :math:`z_{l-1}` and :math:`z_l`.
 
-Eliminating :math:`z_L,\\dots,z_1` in turn (:math:`S_L=D_L`,
-:math:`S_{l-1}=D_{l-1}-O_lS_l^{-1}O_l^\\top`) gives the Schur complement in
-:math:`O(\\sum_ln_l^3)`, the recursion of ECLipsE (Xu and Sivaranjani, NeurIPS 2024). Each
-:math:`-S_l` must have a Cholesky factor, which is the test that :math:`M_{hh}\\prec0`.
+Eliminating :math:`z_L,\dots,z_1` in turn (:math:`S_L=D_L`,
+:math:`S_{l-1}=D_{l-1}-O_lS_l^{-1}O_l^\top`) gives the Schur complement in
+:math:`O(\sum_ln_l^3)`, the recursion of ECLipsE (Xu and Sivaranjani, NeurIPS 2024). Each
+:math:`-S_l` must have a Cholesky factor, which is the test that :math:`M_{hh}\prec0`.
 Everything runs in float64 NumPy, whatever device the solver used.
 """
 
@@ -35,7 +35,7 @@ __all__ = ["certify_rho"]
 def certify_rho(
     weights: Sequence[np.ndarray], multipliers: np.ndarray, slopes: tuple[float, float]
 ) -> float:
-    """Return the smallest :math:`\\rho` that per-unit multipliers certify, or raise.
+    r"""Return the smallest :math:`\rho` that per-unit multipliers certify, or raise.
 
     Parameters
     ----------
@@ -50,7 +50,7 @@ def certify_rho(
     Returns
     -------
     float
-        :math:`\\rho(\\lambda)\\ge0`; the certified Lipschitz bound is its square root.
+        :math:`\rho(\lambda)\ge0`; the certified Lipschitz bound is its square root.
 
     Raises
     ------

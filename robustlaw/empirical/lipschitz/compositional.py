@@ -1,27 +1,27 @@
-"""ECLipsE and ECLipsE-Fast: the LipSDP-Neuron LMI decomposed layer by layer.
+r"""ECLipsE and ECLipsE-Fast: the LipSDP-Neuron LMI decomposed layer by layer.
 
 Xu and Sivaranjani, "ECLipsE: Efficient Compositional Lipschitz Constant Estimation for Deep
 Neural Networks", NeurIPS 2024 (arXiv 2404.04375). The LMI of LipSDP-Neuron is block
 tridiagonal; eliminating its blocks one by one (Schur complements) leaves, with
-:math:`m = (\\alpha + \\beta)/2`, :math:`X_0 = I` and a diagonal multiplier :math:`L_i \\ge 0`
+:math:`m = (\alpha + \beta)/2`, :math:`X_0 = I` and a diagonal multiplier :math:`L_i \ge 0`
 per hidden layer,
 
 .. math::
 
-    X_i = L_i - m^2 L_i W_{i-1} X_{i-1}^{-1} W_{i-1}^\\top L_i \\succ 0, \\qquad
-    \\operatorname{Lip}(f)^2 \\le \\lambda_{\\max}(W_L^\\top W_L X_L^{-1}).
+    X_i = L_i - m^2 L_i W_{i-1} X_{i-1}^{-1} W_{i-1}^\top L_i \succ 0, \qquad
+    \operatorname{Lip}(f)^2 \le \lambda_{\max}(W_L^\top W_L X_L^{-1}).
 
 Any multipliers for which every :math:`X_i` is positive definite certify the bound, so the
 value is recomputed from them in float64 whatever chose them. ECLipsE-Fast takes
-:math:`L_i = l_i I` with :math:`l_i = 1/(2 m^2 \\lambda_{\\max}(W_{i-1} X_{i-1}^{-1}
-W_{i-1}^\\top))`, the scalar that maximizes :math:`\\lambda_{\\min}(X_i)`; ECLipsE chooses
+:math:`L_i = l_i I` with :math:`l_i = 1/(2 m^2 \lambda_{\max}(W_{i-1} X_{i-1}^{-1}
+W_{i-1}^\top))`, the scalar that maximizes :math:`\lambda_{\min}(X_i)`; ECLipsE chooses
 diagonal :math:`L_i` by a small SDP per layer (size :math:`2 n_i`), so its cost grows linearly
 with depth. That SDP, maximize :math:`s` with :math:`X_i \succeq s W_i^\top W_i`, equals
 minimizing :math:`\lambda_{\max}(W_i X_i^{-1} W_i^\top)` over :math:`L_i`, which is solved here
 by batched descent (or through cvxpy, as the reference).
 
-For activations with :math:`\\alpha\\beta > 0` (leaky ReLU) the LMI has extra terms
-:math:`2\\alpha\\beta W^\\top T W` on its diagonal blocks; they are positive semidefinite in the
+For activations with :math:`\alpha\beta > 0` (leaky ReLU) the LMI has extra terms
+:math:`2\alpha\beta W^\top T W` on its diagonal blocks; they are positive semidefinite in the
 negated LMI, so leaving them out (as done here) keeps the bound sound, only looser.
 """
 
@@ -36,8 +36,20 @@ import torch
 
 from robustlaw._validation import check_integer
 from robustlaw.empirical.lipschitz.activation_bounds import activation_slope_bounds
-from robustlaw.empirical.lipschitz.result import EstimateStatus, LipschitzEstimate, resolve_options
-from robustlaw.empirical.lipschitz.weights import as_network, compress_input
+from robustlaw.empirical.lipschitz.result import (
+    EstimateStatus,
+    LipschitzEstimate,
+    resolve_options,
+    scale_back,
+    zero_estimate,
+)
+from robustlaw.empirical.lipschitz.weights import (
+    as_network,
+    compress_input,
+    constant_members,
+    normalize_layers,
+    zero_dead_units,
+)
 from robustlaw.errors import SolverError, SolverUnavailableError, ValidationError
 
 __all__ = ["EclipseFastOptions", "EclipseOptions", "eclipse", "eclipse_fast"]
@@ -74,6 +86,10 @@ def _sdp_multipliers(gram: torch.Tensor, w_next: torch.Tensor, solver: str) -> t
     ``[[L - s W_next^T W_next, L K^(1/2)], [K^(1/2) L, I]] >= 0`` with ``L = diag(lam) >= 0``."""
     import cvxpy as cp
 
+    # dead units (zeroed by zero_dead_units) couple to nothing: any positive multiplier fits
+    live = np.flatnonzero(np.any(w_next != 0, axis=0))
+    full = np.ones(gram.shape[0])
+    gram, w_next = gram[np.ix_(live, live)], w_next[:, live]
     evals, evecs = np.linalg.eigh(gram)
     half = (evecs * np.sqrt(np.clip(evals, 0, None))) @ evecs.T
     n = gram.shape[0]
@@ -88,7 +104,8 @@ def _sdp_multipliers(gram: torch.Tensor, w_next: torch.Tensor, solver: str) -> t
         raise SolverError(f"ECLipsE layer SDP: {solver} failed ({err})") from err
     if problem.status not in ("optimal", "optimal_inaccurate") or lam.value is None:
         raise SolverError(f"ECLipsE layer SDP ended with status {problem.status!r}")
-    return torch.as_tensor(np.clip(lam.value, 0, None))
+    full[live] = np.clip(lam.value, 0, None)
+    return torch.as_tensor(full)
 
 
 def _layer_objective(theta: torch.Tensor, gram: torch.Tensor, w_next: torch.Tensor, power):
@@ -212,30 +229,41 @@ def _bound(net, activation, method: str, choose, *, n_iter: int, solver: str):
     start = time.perf_counter()
     net = as_network(net)
     alpha, beta = activation_slope_bounds(net.activation if activation is None else activation)
+    if net.constant_by_shape:
+        return zero_estimate(
+            method, "upper", n_members=net.n_members, batched=net.batched,
+            seconds=time.perf_counter() - start, reason=f"layer sizes {net.layer_sizes}",
+        )  # fmt: skip
     m = (alpha + beta) / 2
-    weights = compress_input(list(net.weights))
-    dead = torch.zeros(net.n_members, dtype=torch.bool)
-    for W in weights:
-        dead |= (W == 0).flatten(1).all(dim=1)
+    # dead units out (zeroed, so that members keep one shape), then every layer scaled by a
+    # power of two (exact; the bound is homogeneous in each layer), then the input compressed
+    alive = zero_dead_units(net.weights)
+    weights, exponents = normalize_layers(alive)
+    weights = compress_input(weights)
+    dead = constant_members(alive)
     safe = [torch.where(dead[:, None, None], torch.ones_like(W), W) for W in weights]
     rho, notes = _certify(safe, choose(safe), m)
     n = max(max(W.shape[-2:]) for W in weights)
     margin = 1.0 + 4.0 * n**1.5 * float(np.finfo(np.float64).eps)
-    value = torch.where(dead, torch.zeros_like(rho), rho.sqrt() * margin).numpy()
-    if not np.all(np.isfinite(value)):
+    scaled = torch.where(dead, torch.zeros_like(rho), rho.sqrt() * margin).numpy()
+    if not np.all(np.isfinite(scaled)):
         raise SolverError("ECLipsE produced a non-finite bound")
+    value, ok, extra = scale_back(scaled, exponents.sum(dim=1).numpy())
+    status, certified = (
+        (EstimateStatus.OPTIMAL, True) if ok.all() else (EstimateStatus.INACCURATE, False)
+    )
     for note in notes:
         logger.info(note)
     return LipschitzEstimate(
         value=value if net.batched else float(value[0]),
         kind="upper",
         method=method,
-        status=EstimateStatus.OPTIMAL,
-        certified=True,
+        status=status,
+        certified=certified,
         seconds=time.perf_counter() - start,
         n_iter=n_iter,
         solver=solver,
-        details={"slope_bounds": (alpha, beta), "notes": notes},
+        details={"slope_bounds": (alpha, beta), "notes": notes, **extra},
     )
 
 
@@ -255,8 +283,11 @@ def eclipse_fast(
     Parameters
     ----------
     net : weights, Ensemble, nn.Sequential or state dict
-        See :func:`~robustlaw.empirical.lipschitz.weights.as_network`; biases are dropped; an
-        ensemble gives one value per member.
+        See :func:`~robustlaw.empirical.lipschitz.weights.as_network`; biases are dropped (the
+        bound holds for any biases); an ensemble gives one value per member. Dead units are
+        removed per member first (:func:`~.weights.zero_dead_units`; left in, they made the
+        bound up to 150x looser on pruned nets), and every layer is scaled by a power of two
+        (:func:`~.weights.normalize_layers`), so weights of any scale work.
     options : EclipseFastOptions, optional
         The defaults when omitted.
     X, generator
@@ -268,6 +299,8 @@ def eclipse_fast(
     LipschitzEstimate
         ``kind="upper"``, ``certified=True``: the value is recomputed in float64 from the
         multipliers by the block recursion, and only positive definite ``X_i`` are accepted.
+        A constant network gets 0. A bound outside float64's range comes with status
+        ``INACCURATE``, ``certified=False`` and ``details["log_value"]``.
 
     Raises
     ------
@@ -305,8 +338,11 @@ def eclipse(
     Parameters
     ----------
     net : weights, Ensemble, nn.Sequential or state dict
-        See :func:`~robustlaw.empirical.lipschitz.weights.as_network`; biases are dropped; an
-        ensemble gives one value per member.
+        See :func:`~robustlaw.empirical.lipschitz.weights.as_network`; biases are dropped (the
+        bound holds for any biases); an ensemble gives one value per member. Dead units are
+        removed per member first (:func:`~.weights.zero_dead_units`; left in, they made the
+        bound up to 150x looser on pruned nets), and every layer is scaled by a power of two
+        (:func:`~.weights.normalize_layers`), so weights of any scale work.
     options : EclipseOptions, optional
         Solver and steps; the defaults when omitted.
     X, generator

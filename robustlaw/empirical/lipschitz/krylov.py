@@ -21,7 +21,12 @@ from robustlaw.empirical.lipschitz.lanczos_rule import (
     FIRST_CHECK,
     INVARIANT_EPS,
 )
-from robustlaw.empirical.lipschitz.spectral import PowerIterationResult, _unit
+from robustlaw.empirical.lipschitz.spectral import (
+    PowerIterationResult,
+    _empty_result,
+    _unit,
+    rayleigh_lower,
+)
 
 __all__ = ["BACKENDS", "lanczos"]
 
@@ -124,10 +129,12 @@ def _lanczos_chunk(a: torch.Tensor, x: torch.Tensor, max_iter: int, tol: float, 
 def _finish(w: torch.Tensor, gram: torch.Tensor, x: torch.Tensor, wide: bool):
     """``sigma``, unit ``u`` and ``v`` and the residual from a unit Ritz vector ``x`` of
     ``gram`` (``w w^T`` when ``wide``, else ``w^T w``): one product with the real ``w`` gives
-    ``sigma`` (a lower estimate) and the other singular vector; the residual on the other
-    side, ``||w^T w v - sigma^2 v|| / sigma^2`` (or its mirror), is read from ``gram``."""
+    the other singular vector, and ``sigma`` is that product's norm recomputed in float64 and
+    rounded down (:func:`~.spectral.rayleigh_lower`), a true lower bound in any dtype; the
+    residual on the other side, ``||w^T w v - sigma^2 v|| / sigma^2`` (or its mirror), is read
+    from ``gram``."""
     y = (x.unsqueeze(1) @ (w if wide else w.transpose(-1, -2))).squeeze(1)  # w^T x or w x
-    sigma = y.norm(dim=-1)
+    sigma = rayleigh_lower(w.transpose(-1, -2) if wide else w, x)
     other = _unit(y)
     gx = (x.unsqueeze(1) @ gram).squeeze(1)
     tiny = torch.finfo(w.dtype).tiny
@@ -220,8 +227,13 @@ def lanczos(
     -------
     PowerIterationResult
         ``sigma = ||W^T u||`` (``||W v||`` when ``out > in``) of the real ``W`` for a unit
-        Ritz vector: a lower estimate; ``n_iter`` is the largest number of steps over the
-        chunks; ``residual`` is measured on the Gram matrix. Nothing is tracked for autograd.
+        Ritz vector, recomputed in float64 and rounded down into ``W``'s dtype: a true lower
+        bound on the top singular value, also in float32 and float16 (computed in the input
+        precision it exceeded the float64 SVD in about half of random cases, by about 1.5e-7
+        in float32 and 8e-4 in float16); ``n_iter`` is the largest number of steps over the
+        chunks; ``residual`` is measured on the Gram matrix. A matrix with no rows or no
+        columns is the zero map: ``sigma = 0`` with zero vectors ``u`` and ``v``. Nothing is
+        tracked for autograd.
 
     Notes
     -----
@@ -244,6 +256,8 @@ def lanczos(
     steps_of_chunk = _chunk_solver(check_choice(backend, "backend", BACKENDS), W)
     out, inp = W.shape[-2:]
     lead = W.shape[:-2]
+    if W.numel() == 0:
+        return _empty_result(W)
     flat = W.reshape(-1, out, inp)
     if u0 is None:
         u0 = torch.randn((*lead, out), generator=generator, dtype=W.dtype, device=W.device)
@@ -259,13 +273,14 @@ def lanczos(
         scale = None
         if not bool(gram.diagonal(dim1=-2, dim2=-1).sum().isfinite()):  # sum of w**2: cheap
             check_tensor(w, "W")  # raises on NaN or infinity, else it was an overflow:
-            scale = w.abs().amax(dim=(-2, -1), keepdim=True)
+            top = w.abs().amax(dim=(-2, -1), keepdim=True)
+            scale = torch.exp2(torch.frexp(top).exponent.to(w.dtype))  # a power of 2: exact
             w = w / scale
             gram = w @ w.transpose(-1, -2) if wide else w.transpose(-1, -2) @ w
         ritz, n_steps, ok = steps_of_chunk(gram, x, max_iter, tol)
         sigma, u, v, residual = _finish(w, gram, ritz, wide)
-        if scale is not None:
-            sigma = sigma * scale[:, 0, 0]
+        if scale is not None:  # exact (a power of 2); past the dtype's range, its largest value
+            sigma = (sigma * scale[:, 0, 0]).nan_to_num(posinf=torch.finfo(w.dtype).max)
         parts.append((sigma, u, v, residual, ok))
         steps = max(steps, n_steps)
 

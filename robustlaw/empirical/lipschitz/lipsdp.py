@@ -1,10 +1,10 @@
-"""LipSDP upper bounds on the l2 Lipschitz constant, every one of them certified.
+r"""LipSDP upper bounds on the l2 Lipschitz constant, every one of them certified.
 
 LipSDP is Fazlyab, Robey, Hassani, Morari, Pappas, "Efficient and Accurate Estimation of
 Lipschitz Constants for Deep Neural Networks" (NeurIPS 2019, arXiv 1906.04893). For an
-activation slope-restricted in :math:`[\\alpha,\\beta]`, multipliers :math:`\\lambda\\ge0`
-with :math:`M(\\rho,\\lambda)\\preceq0` prove :math:`\\operatorname{Lip}(f)\\le\\sqrt\\rho`;
-LipSDP minimizes :math:`\\rho`.
+activation slope-restricted in :math:`[\alpha,\beta]`, multipliers :math:`\lambda\ge0`
+with :math:`M(\rho,\lambda)\preceq0` prove :math:`\operatorname{Lip}(f)\le\sqrt\rho`;
+LipSDP minimizes :math:`\rho`.
 
 The solver (:class:`~.lipsdp_prepare.LipSDPOptions`) searches for multipliers:
 
@@ -14,7 +14,7 @@ The solver (:class:`~.lipsdp_prepare.LipSDPOptions`) searches for multipliers:
 - a cvxpy solver name (``"SCS"``, ``"CLARABEL"``): the LMI written in cvxpy
   (:mod:`.lipsdp_cvxpy`).
 
-Whatever the solver, the value returned is :math:`\\sqrt{\\rho(\\lambda)}`, recomputed from the
+Whatever the solver, the value returned is :math:`\sqrt{\rho(\lambda)}`, recomputed from the
 multipliers alone in float64 (:mod:`.certify`). Dead units are dropped and the input is
 compressed exactly before solving and certifying.
 """
@@ -36,17 +36,20 @@ from robustlaw.empirical.lipschitz.lipsdp_prepare import (
     Prepared,
     as_torch,
     layer_scales,
+    multiplier_factors,
     prepare,
 )
 from robustlaw.empirical.lipschitz.result import (
     EstimateStatus,
     LipschitzEstimate,
     resolve_options,
+    scale_back,
     stack_members,
+    zero_estimate,
 )
 from robustlaw.empirical.lipschitz.sdp_solver import IPMOptions, solve_ipm
 from robustlaw.empirical.lipschitz.sdp_structure import LMIStructure
-from robustlaw.empirical.lipschitz.weights import as_network, as_weight_list
+from robustlaw.empirical.lipschitz.weights import as_network, as_weight_list, normalize_layers
 from robustlaw.errors import ValidationError
 
 __all__ = ["certify", "lipsdp_layer", "lipsdp_neuron"]
@@ -75,14 +78,8 @@ def _run_ipm(prepared: Prepared, slopes, options: LipSDPOptions) -> _Outcome:
         prepared.n_multipliers,
     )
     result = solve_ipm(structure, IPMOptions(tol=options.ipm_tol, max_iter=options.ipm_max_iter))
-    # Undo the rescaling W_l -> W_l / s_l: rho = rho' prod s^2, and a unit of hidden layer l
-    # gets lambda = lambda' prod_{k >= l} s_k^2 (LipSDP is invariant under this change).
-    sq = scales**2
-    unit_factor = np.cumprod(sq[::-1])[::-1][1:]  # prod_{k >= l} s_k^2 for l = 1..L
-    per_multiplier = np.zeros(prepared.n_multipliers)
-    sizes = [w.shape[0] for w in prepared.weights[:-1]]
-    per_multiplier[prepared.groups] = np.repeat(unit_factor, sizes)
-    lam = result.multipliers.cpu().numpy() * per_multiplier
+    sq = scales**2  # undo the rescaling W_l -> W_l / s_l
+    lam = result.multipliers.cpu().numpy() * multiplier_factors(prepared, sq)
     total = float(np.prod(sq))
     return _Outcome(
         multipliers=lam,
@@ -108,34 +105,50 @@ def _run_cvxpy(prepared: Prepared, slopes, options: LipSDPOptions) -> _Outcome:
     )
 
 
-def _one(weights, variant: str, slopes, options: LipSDPOptions) -> LipschitzEstimate:
-    """LipSDP on one network (2-D weights)."""
+def _in_range(value: float, exponent: int, status, details: dict, **fields) -> LipschitzEstimate:
+    """The estimate for ``value * 2**exponent``; out of float64's range it is not certified."""
+    scaled, ok, extra = scale_back(np.array([value]), np.array([exponent]))
+    status, certified = (status, True) if ok.all() else (EstimateStatus.INACCURATE, False)
+    return LipschitzEstimate(
+        value=float(scaled[0]), kind="upper", status=status, certified=certified,
+        details={**details, **{k: v[0] for k, v in extra.items()}}, **fields,
+    )  # fmt: skip
+
+
+def _one(weights, exponents, variant: str, slopes, options: LipSDPOptions) -> LipschitzEstimate:
+    """LipSDP on one network (2-D weights ``W_l / 2^{e_l}``, ``exponents`` the ``e_l``)."""
     start = time.perf_counter()
     prepared = prepare(weights, variant)
     method = f"lipsdp-{variant}"
+    total = int(exponents.sum())
     if prepared.closed_form is not None:
         value, reason = prepared.closed_form
-        return LipschitzEstimate(
-            value=value, kind="upper", method=method, status=EstimateStatus.OPTIMAL,
-            certified=True, seconds=time.perf_counter() - start, solver="closed_form",
-            details={"reason": reason, **prepared.details},
+        return _in_range(
+            value, total, EstimateStatus.OPTIMAL, {"reason": reason, **prepared.details},
+            method=method, seconds=time.perf_counter() - start, solver="closed_form",
         )  # fmt: skip
     run = _run_ipm if options.solver == "ipm" else _run_cvxpy
     outcome = run(prepared, slopes, options)
     rho = prepared.certify(outcome.multipliers, slopes)
+    # back to the units of the network as given (exact: powers of two)
+    with np.errstate(over="ignore", under="ignore"):  # details only: the value is checked
+        squares = np.ldexp(1.0, 2 * exponents)
+        lam = outcome.multipliers * multiplier_factors(prepared, squares)
+        to_rho = float(np.ldexp(1.0, 2 * total))
     details = {
-        "multipliers": outcome.multipliers.tolist(),
-        "solver_rho": outcome.solver_rho,
-        "certified_rho": rho,
+        "multipliers": lam.tolist(),
+        "solver_rho": outcome.solver_rho * to_rho,
+        "certified_rho": rho * to_rho,
         "gap": abs(rho - outcome.solver_rho) / max(rho, 1e-300),
         "slopes": slopes,
         **prepared.details,
         **outcome.details,
     }
-    return LipschitzEstimate(
-        value=math.sqrt(rho), kind="upper", method=method, status=outcome.status,
-        certified=True, seconds=time.perf_counter() - start, n_iter=outcome.n_iter,
-        solver=outcome.solver, details=details,
+    if "dual_rho" in details:
+        details["dual_rho"] *= to_rho
+    return _in_range(
+        math.sqrt(rho), total, outcome.status, details, method=method,
+        seconds=time.perf_counter() - start, n_iter=outcome.n_iter, solver=outcome.solver,
     )  # fmt: skip
 
 
@@ -146,8 +159,14 @@ def _lipsdp(net: Any, options: LipSDPOptions, variant: str) -> LipschitzEstimate
     slopes = activation_slope_bounds(
         network.activation if options.activation is None else options.activation
     )
+    if network.constant_by_shape:
+        return zero_estimate(
+            f"lipsdp-{variant}", "upper", n_members=network.n_members, batched=network.batched,
+            seconds=time.perf_counter() - start, reason=f"layer sizes {network.layer_sizes}",
+        )  # fmt: skip
+    weights, exponents = normalize_layers(network.weights)
     members = [
-        _one([w[k] for w in network.weights], variant, slopes, options)
+        _one([w[k] for w in weights], exponents[k].numpy(), variant, slopes, options)
         for k in range(network.n_members)
     ]
     return stack_members(members, time.perf_counter() - start) if network.batched else members[0]
@@ -162,8 +181,10 @@ _DOC = """A certified LipSDP-{Variant} upper bound on the l2 Lipschitz constant 
     ----------
     net : weights, Ensemble, nn.Sequential or state dict
         See :func:`~robustlaw.empirical.lipschitz.weights.as_network` (masks applied; biases
-        are ignored since they do not change the constant). An ensemble is solved member by
-        member and gives one value per member.
+        are ignored: they can change the constant, but the bound holds for any biases). An
+        ensemble is solved member by member and gives one value per member. Every layer is
+        first scaled by a power of two (exact; LipSDP is homogeneous in each layer), so
+        weights of any scale float64 can represent work.
     options : LipSDPOptions, optional
         Activation, solver and its limits; the defaults when omitted.
     X, generator
@@ -177,7 +198,8 @@ _DOC = """A certified LipSDP-{Variant} upper bound on the l2 Lipschitz constant 
         the multipliers (original units, after preprocessing), ``solver_rho`` (the solver's
         own objective), ``certified_rho``, their relative ``gap``, the layer sizes before and
         after preprocessing and the dead units dropped (for an ensemble, per member in
-        ``details["members"]``).
+        ``details["members"]``). A constant network gets 0. A bound outside float64's range
+        comes with status ``INACCURATE``, ``certified=False`` and ``details["log_value"]``.
 
     Raises
     ------
@@ -235,7 +257,7 @@ def certify(
     *,
     activation: str | tuple[float, float] = "relu",
 ) -> float:
-    """The Lipschitz bound :math:`\\sqrt{\\rho(\\lambda)}` that given multipliers prove.
+    r"""The Lipschitz bound :math:`\sqrt{\rho(\lambda)}` that given multipliers prove.
 
     No preprocessing: the multipliers belong to the hidden units of ``weights`` as given.
 

@@ -1,12 +1,12 @@
-"""LipSDP written directly in cvxpy: the reference modelling path (any installed solver).
+r"""LipSDP written directly in cvxpy: the reference modelling path (any installed solver).
 
 The LMI of Fazlyab et al. (NeurIPS 2019, arXiv 1906.04893, Theorem 2),
 
 .. math::
-    \\begin{bmatrix}A\\\\B\\end{bmatrix}^{\\!\\top}
-    \\begin{bmatrix}-2\\alpha\\beta T&(\\alpha+\\beta)T\\\\(\\alpha+\\beta)T&-2T\\end{bmatrix}
-    \\begin{bmatrix}A\\\\B\\end{bmatrix}
-    +\\operatorname{diag}(-\\rho I_{n_0},0,\\dots,0,W_L^\\top W_L)\\preceq0,
+    \begin{bmatrix}A\\B\end{bmatrix}^{\!\top}
+    \begin{bmatrix}-2\alpha\beta T&(\alpha+\beta)T\\(\alpha+\beta)T&-2T\end{bmatrix}
+    \begin{bmatrix}A\\B\end{bmatrix}
+    +\operatorname{diag}(-\rho I_{n_0},0,\dots,0,W_L^\top W_L)\preceq0,
 
 is built by :func:`build_lipsdp` and solved by :func:`solve_lipsdp`, which maps the solver's
 status onto :class:`EstimateStatus` through one dict. The multipliers found are certified

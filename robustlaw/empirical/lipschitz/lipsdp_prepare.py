@@ -20,7 +20,15 @@ from robustlaw.empirical.lipschitz.certify import certify_rho
 from robustlaw.empirical.lipschitz.weights import as_weight_list, compress_input, drop_dead_units
 from robustlaw.errors import UnknownNameError, ValidationError
 
-__all__ = ["VARIANTS", "LipSDPOptions", "Prepared", "check_variant", "layer_scales", "prepare"]
+__all__ = [
+    "VARIANTS",
+    "LipSDPOptions",
+    "Prepared",
+    "check_variant",
+    "layer_scales",
+    "multiplier_factors",
+    "prepare",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,7 +121,8 @@ def check_variant(variant: str) -> Callable[[list[int]], np.ndarray]:
 
 @dataclass(frozen=True, kw_only=True)
 class Prepared:
-    """A network ready for LipSDP: biases dropped, dead units removed, input compressed.
+    """A network ready for LipSDP: biases dropped (the bound holds for any biases), dead units
+    removed, input compressed.
 
     Attributes
     ----------
@@ -169,6 +178,20 @@ def prepare(weights: Any, variant: str) -> Prepared:
         n_multipliers=int(groups.max()) + 1 if groups.size else 0,
         details=details,
     )
+
+
+def multiplier_factors(prepared: Prepared, squares: np.ndarray) -> np.ndarray:
+    """Per free multiplier, the factor from the network with ``W_l / s_l`` back to ``W_l``.
+
+    LipSDP is invariant under ``W_l -> W_l / s_l``: then ``rho = rho' prod_l s_l^2`` and a unit
+    of hidden layer ``l`` gets ``lambda = lambda' prod_{k >= l} s_k^2``. ``squares`` holds
+    ``s_l^2`` for ``l = 0..L``.
+    """
+    unit_factor = np.cumprod(squares[::-1])[::-1][1:]  # prod_{k >= l} s_k^2 for l = 1..L
+    per_multiplier = np.zeros(prepared.n_multipliers)
+    sizes = [w.shape[0] for w in prepared.weights[:-1]]
+    per_multiplier[prepared.groups] = np.repeat(unit_factor, sizes)
+    return per_multiplier
 
 
 def layer_scales(weights: list[np.ndarray], n_iter: int = 30) -> np.ndarray:

@@ -1,9 +1,19 @@
-"""Lower estimates of the Lipschitz constant, attained at reported points.
+r"""Lower estimates of the Lipschitz constant, attained at reported points.
 
-For an MLP the Jacobian has the closed form :math:`J(x) = W_L D_{L-1}(x) W_{L-1} \\cdots
+For an MLP the Jacobian has the closed form :math:`J(x) = W_L D_{L-1}(x) W_{L-1} \cdots
 D_0(x) W_0`, with :math:`D_l` the diagonal of activation slopes (0/1 for ReLU). Every value
-returned is :math:`\\|J(x^\\star)\\|_2` of the real network at a reported point
-:math:`x^\\star`, so it is a valid lower bound whatever the search did (``LIPSCHITZ.md`` §1).
+returned is :math:`\|J(x^\star)\|_2` of the real network, biases included, at a reported
+point :math:`x^\star`, so it is a valid lower bound whatever the search did (``LIPSCHITZ.md``
+§1). Biases can change the constant (they decide which activation patterns some input reaches),
+so they are never dropped here.
+
+Every layer is divided by a power of two first (exact), and the norm is computed from the
+scaled factors and scaled back at the end, so weights of any scale work. For positively
+homogeneous activations (ReLU, leaky ReLU, identity) the search runs on the network with
+``W_l / 2^{e_l}`` and biases ``b_l / 2^{e_0 + ... + e_l}``, whose pre-activations are the
+real ones times powers of two (the same activation pattern at every point, exactly); for the
+others (tanh, sigmoid) rescaling would change the function, so the search runs on the real
+network and only the Jacobian's product uses the scaled factors.
 
 The search (all of it batched over members and start points):
 
@@ -20,6 +30,7 @@ The search (all of it batched over members and start points):
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -30,8 +41,9 @@ from robustlaw.empirical.lipschitz.result import (
     EstimateStatus,
     LipschitzEstimate,
     resolve_options,
+    scale_back,
 )
-from robustlaw.empirical.lipschitz.weights import Network, as_network
+from robustlaw.empirical.lipschitz.weights import Network, as_network, normalize_layers
 from robustlaw.errors import ValidationError
 
 __all__ = ["GradientOptions", "gradient_lower_bound", "jacobian"]
@@ -56,6 +68,9 @@ _ACTIVATIONS = {
     "sigmoid": _smooth(torch.sigmoid, lambda z: torch.sigmoid(z) * (1 - torch.sigmoid(z))),
     "identity": _smooth(lambda z: z, torch.ones_like),
 }
+
+# phi(c z) = c phi(z) for c > 0: scaling the layers keeps every activation pattern
+_HOMOGENEOUS = ("relu", "leaky-relu", "identity")
 
 
 def _preactivations(net: Network, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -87,14 +102,19 @@ def jacobian(net: Network, x: torch.Tensor, *, beta: float | None = None) -> tor
     >>> jacobian(net, x)[0, :, 0].tolist()
     [[3.0, 0.0], [3.0, 4.0]]
     """
-    slope = _ACTIVATIONS[net.activation][1]
     zs, _ = _preactivations(net, x)
-    k, n_points = x.shape[:2]
-    n_out = net.weights[-1].shape[1]
-    J = net.weights[-1].unsqueeze(1).expand(k, n_points, *net.weights[-1].shape[1:])
+    return _chain(net.activation, zs, net.weights, x.shape[:2], beta)
+
+
+def _chain(activation: str, zs, weights, lead: tuple[int, int], beta) -> torch.Tensor:
+    """``W_L D_{L-1} ... D_0 W_0`` with the slopes at pre-activations ``zs``."""
+    slope = _ACTIVATIONS[activation][1]
+    k, n_points = lead
+    n_out = weights[-1].shape[1]
+    J = weights[-1].unsqueeze(1).expand(k, n_points, *weights[-1].shape[1:])
     for l in reversed(range(len(zs))):
         J = (J * slope(zs[l], beta).unsqueeze(-2)).reshape(k, n_points * n_out, -1)
-        J = torch.bmm(J, net.weights[l]).reshape(k, n_points, n_out, -1)
+        J = torch.bmm(J, weights[l]).reshape(k, n_points, n_out, -1)
     return J
 
 
@@ -104,11 +124,25 @@ def _norm(J: torch.Tensor) -> torch.Tensor:
     return torch.linalg.matrix_norm(J, ord=2)
 
 
-class _Best:
-    """The best real ``||J(x)||`` per member, and where it was attained."""
+def _search_network(net: Network) -> tuple[Network, tuple[torch.Tensor, ...], torch.Tensor]:
+    """The network the search runs on, the scaled factors of the Jacobian and the exponent
+    ``E`` (per member) with ``||J_real(x)|| = 2^E ||J(x)||`` (module docstring)."""
+    weights, exponents = normalize_layers(net.weights)
+    total = exponents.sum(dim=1)
+    if net.activation not in _HOMOGENEOUS:
+        return net, tuple(weights), total
+    shifts = exponents.cumsum(dim=1)
+    biases = net.biases and tuple(
+        torch.ldexp(b, -shifts[:, l : l + 1]) for l, b in enumerate(net.biases)
+    )
+    return dataclasses.replace(net, weights=tuple(weights), biases=biases), tuple(weights), total
 
-    def __init__(self, net: Network):
-        self.net = net
+
+class _Best:
+    """The best real ``||J(x)||`` per member (times ``2^-E``), and where it was attained."""
+
+    def __init__(self, net: Network, weights: tuple[torch.Tensor, ...]):
+        self.net, self.weights = net, weights
         self.value = torch.full((net.n_members,), -1.0, dtype=torch.float64)
         self.point = torch.zeros(net.n_members, net.layer_sizes[0], dtype=torch.float64)
         self.n_evaluations = 0
@@ -130,7 +164,7 @@ class _Best:
 
     def _values(self, x: torch.Tensor) -> torch.Tensor:
         zs, _ = _preactivations(self.net, x)
-        vals = _norm(jacobian(self.net, x))
+        vals = _norm(_chain(self.net.activation, zs, self.weights, x.shape[:2], None))
         # a point where a non-constant unit sits exactly on a ReLU kink is not reported
         for z, w in zip(zs, self.net.weights, strict=False):
             live = (w != 0).any(-1).unsqueeze(1)
@@ -228,7 +262,8 @@ def gradient_lower_bound(
 
     The ``"gradient"`` method of
     :data:`~robustlaw.empirical.lipschitz.registry.LIPSCHITZ_METHODS`.
-    Biases are kept: they move the linear regions, not the constant.
+    Biases are kept: they can change the constant, and the value is always the real
+    network's Jacobian norm at ``x_star``, biases included.
 
     Parameters
     ----------
@@ -249,7 +284,14 @@ def gradient_lower_bound(
     LipschitzEstimate
         ``kind="lower"``, ``certified=True``; ``details`` has ``x_star`` (the point, one per
         member for an ensemble), ``data_value`` (the best over ``X`` alone),
-        ``pair_quotient`` and ``n_evaluations``.
+        ``pair_quotient`` and ``n_evaluations``. A network with a layer of size 0 is constant:
+        0. A value outside float64's range (it overflowed or underflowed) comes with status
+        ``INACCURATE``, ``certified=False`` and ``details["log_value"]`` (natural log).
+
+    Raises
+    ------
+    ValidationError
+        For ``X`` of the wrong shape or with no rows.
 
     Examples
     --------
@@ -262,24 +304,34 @@ def gradient_lower_bound(
     opts = resolve_options(options, GradientOptions, "gradient")
     ascent_steps, restarts = opts.ascent_steps, opts.restarts
     start = time.perf_counter()
-    net = as_network(net)
-    k, dim = net.n_members, net.layer_sizes[0]
+    real = as_network(net)
+    k, dim = real.n_members, real.layer_sizes[0]
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     if X is not None:
         X = check_tensor(X, "X", ndim=(2, 3), dtype=torch.float64)
-        if X.shape[-1] != dim or (X.ndim == 3 and X.shape[0] != k):
+        if X.shape[-1] != dim or (X.ndim == 3 and X.shape[0] != k) or X.shape[-2] == 0:
             raise ValidationError(
-                f"X must have shape (n_samples, {dim}) or ({k}, n_samples, {dim}), got "
-                f"{tuple(X.shape)}"
+                f"X must have shape (n_samples, {dim}) or ({k}, n_samples, {dim}) with "
+                f"n_samples >= 1, got {tuple(X.shape)}"
             )
         X = X.expand(k, *X.shape[-2:]) if X.ndim == 2 else X
+    if real.constant_by_shape:
+        x_star = torch.zeros(k, dim, dtype=torch.float64).numpy()
+        return LipschitzEstimate(
+            value=torch.zeros(k).numpy() if real.batched else 0.0, kind="lower",
+            method="gradient", status=EstimateStatus.OPTIMAL, certified=True,
+            seconds=time.perf_counter() - start,
+            details={"x_star": x_star if real.batched else x_star[0],
+                     "reason": f"layer sizes {real.layer_sizes}"},
+        )  # fmt: skip
+    net, factors, exponent = _search_network(real)
     radius = 1.0 if X is None else float(X.norm(dim=-1).pow(2).mean().sqrt().clamp_min(1e-12))
 
     def draw(n):  # N(0, I/d) points at scales log-uniform in [radius/3, 30 radius]
         scale = radius * 10 ** (2 * torch.rand(k, n, 1, generator=gen, dtype=torch.float64) - 0.5)
         return torch.randn(k, n, dim, generator=gen, dtype=torch.float64) * scale / dim**0.5
 
-    best = _Best(net)
+    best = _Best(net, factors)
     data_value = best.update(X).max(dim=1).values if X is not None else None
     pool = draw(opts.n_points) if X is None else torch.cat([X, draw(opts.n_points)], dim=1)
     vals = best.update(pool)
@@ -297,14 +349,22 @@ def gradient_lower_bound(
         if restarts
         else torch.zeros(k, dtype=torch.float64)
     )
-    value = best.value.clamp_min(0.0).numpy()
+    e = exponent.numpy()
+    value, ok, extra = scale_back(best.value.clamp_min(0.0).numpy(), e)
+    status, certified = (
+        (EstimateStatus.OPTIMAL, True) if ok.all() else (EstimateStatus.INACCURATE, False)
+    )
+    if net is not real:  # the quotient was measured on the scaled network
+        quotient = torch.as_tensor(scale_back(quotient.numpy(), e)[0])
+    if data_value is not None:
+        data_value = torch.as_tensor(scale_back(data_value.numpy(), e)[0])
     x_star = best.point.numpy()
     return LipschitzEstimate(
         value=value if net.batched else float(value[0]),
         kind="lower",
         method="gradient",
-        status=EstimateStatus.OPTIMAL,
-        certified=True,
+        status=status,
+        certified=certified,
         seconds=time.perf_counter() - start,
         n_iter=ascent_steps,
         solver="torch",
@@ -313,5 +373,6 @@ def gradient_lower_bound(
             "data_value": _per_member(data_value, net.batched),
             "pair_quotient": _per_member(quotient, net.batched),
             "n_evaluations": best.n_evaluations,
+            **extra,
         },
     )

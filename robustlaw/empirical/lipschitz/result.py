@@ -16,7 +16,15 @@ import numpy as np
 from robustlaw._validation import check_choice
 from robustlaw.errors import SolverError, ValidationError
 
-__all__ = ["KINDS", "EstimateStatus", "LipschitzEstimate", "resolve_options", "stack_members"]
+__all__ = [
+    "KINDS",
+    "EstimateStatus",
+    "LipschitzEstimate",
+    "resolve_options",
+    "scale_back",
+    "stack_members",
+    "zero_estimate",
+]
 
 KINDS = ("lower", "upper")
 
@@ -56,8 +64,10 @@ _MESSAGES = {
         "bound of its kind but may be loose: raise max_iter or loosen tol"
     ),
     EstimateStatus.INACCURATE: (
-        "the solver returned a low-accuracy answer that could not be certified; it is not "
-        "claimed as an upper bound: tighten the solver tolerance or try another solver/backend"
+        "the solver returned a low-accuracy answer that could not be certified, or the value "
+        "overflowed or underflowed float64 (then details['log_value'] holds its natural log); "
+        "it is not claimed as a bound: tighten the solver tolerance, try another "
+        "solver/backend, or read log_value"
     ),
     EstimateStatus.INFEASIBLE: (
         "the problem was reported infeasible; check the activation's slope bounds and that the "
@@ -222,4 +232,53 @@ def stack_members(estimates: list[LipschitzEstimate], seconds: float) -> Lipschi
         n_iter=max(e.n_iter for e in estimates),
         solver=first.solver,
         details={"members": [e.details for e in estimates]},
+    )
+
+
+def scale_back(values: np.ndarray, exponents: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """``values * 2**exponents`` (exact), whether each is representable, and what to report.
+
+    A value is representable when it is exactly 0 (a constant network) or a finite normal
+    float64; otherwise it overflowed or underflowed and must not be reported as a certified,
+    ``OPTIMAL`` value. The dict is empty when all are representable, else
+    ``{"log_value": natural logs}`` (per member), which stay exact.
+
+    Examples
+    --------
+    >>> v, ok, extra = scale_back(np.array([1.5, 0.0, 1.0]), np.array([1, 5000, 5000]))
+    >>> v.tolist(), ok.tolist(), round(extra["log_value"][2], 3)
+    ([3.0, 0.0, inf], [True, True, False], 3465.736)
+    """
+    values = np.asarray(values, dtype=np.float64)
+    exponents = np.asarray(exponents, dtype=np.int64)
+    with np.errstate(over="ignore", under="ignore"):
+        out = np.ldexp(values, np.clip(exponents, -(2**30), 2**30).astype(np.int32))
+    ok = (values == 0) | (np.isfinite(out) & (np.abs(out) >= np.finfo(np.float64).tiny))
+    if bool(ok.all()):
+        return out, ok, {}
+    with np.errstate(divide="ignore"):
+        log = np.log(values) + exponents * np.log(2.0)
+    return out, ok, {"log_value": log.tolist()}
+
+
+def zero_estimate(
+    method: str, kind: str, *, n_members: int, batched: bool, seconds: float, reason: str
+) -> LipschitzEstimate:
+    """The exact answer 0 for a constant network (or a stack of them), with the reason.
+
+    Examples
+    --------
+    >>> zero_estimate("spectral", "upper", n_members=2, batched=True, seconds=0.0,
+    ...               reason="a hidden layer has 0 units").values.tolist()
+    [0.0, 0.0]
+    """
+    return LipschitzEstimate(
+        value=np.zeros(n_members) if batched else 0.0,
+        kind=kind,
+        method=method,
+        status=EstimateStatus.OPTIMAL,
+        certified=True,
+        seconds=seconds,
+        solver="closed_form",
+        details={"reason": reason},
     )

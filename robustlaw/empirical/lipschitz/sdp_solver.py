@@ -1,19 +1,19 @@
-"""A structure-exploiting primal-dual interior-point solver for LipSDP (torch, CPU or GPU).
+r"""A structure-exploiting primal-dual interior-point solver for LipSDP (torch, CPU or GPU).
 
 The problem (in the multipliers, the "dual" form of Fazlyab et al., NeurIPS 2019) is
 
 .. math::
-    \\min_{\\rho,\\lambda}\\ \\rho\\quad\\text{s.t.}\\quad
-    S=\\rho E_0-C-\\sum_k\\lambda_kG_k\\succeq0,\\qquad \\lambda\\ge0 .
+    \min_{\rho,\lambda}\ \rho\quad\text{s.t.}\quad
+    S=\rho E_0-C-\sum_k\lambda_kG_k\succeq0,\qquad \lambda\ge0 .
 
-Its Lagrange dual is over :math:`X\\succeq0` with :math:`\\operatorname{tr}(X_{00})=1` and
-:math:`\\operatorname{tr}(G_kX)\\ge0`, with value :math:`\\operatorname{tr}(CX)`, a lower
+Its Lagrange dual is over :math:`X\succeq0` with :math:`\operatorname{tr}(X_{00})=1` and
+:math:`\operatorname{tr}(G_kX)\ge0`, with value :math:`\operatorname{tr}(CX)`, a lower
 bound on the optimum. The method is the infeasible primal-dual path-following method with the
 HKM direction (Helmberg, Rendl, Vanderbei, Wolkowicz 1996; Kojima, Shindoh, Hara 1997; Monteiro
 1997) and Mehrotra's predictor-corrector (1992), as in SDPT3 (Toh, Todd, Tütüncü 1999). Its
-Schur complement :math:`H_{kl}=\\operatorname{tr}(G_kXG_lS^{-1})` is assembled from the
+Schur complement :math:`H_{kl}=\operatorname{tr}(G_kXG_lS^{-1})` is assembled from the
 rank-two factors of the :math:`G_k` (:meth:`LMIStructure.schur`), so an iteration costs a few
-dense :math:`n\\times n` products, :math:`O(n^3)` with :math:`n=n_0+N`, instead of
+dense :math:`n\times n` products, :math:`O(n^3)` with :math:`n=n_0+N`, instead of
 :math:`O(n^6)`. Step lengths come from Lanczos estimates confirmed by Cholesky factorizations.
 
 Only the multipliers leave this module: the bound itself is recomputed from them and

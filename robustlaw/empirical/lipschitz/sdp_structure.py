@@ -1,18 +1,18 @@
-"""The LipSDP linear matrix inequality as structured linear operators (torch, any device).
+r"""The LipSDP linear matrix inequality as structured linear operators (torch, any device).
 
 The LMI of Fazlyab et al. (NeurIPS 2019, arXiv 1906.04893, Theorem 2) in affine form is
-:math:`M(\\rho,\\lambda)=\\sum_i\\lambda_iG_i-\\rho E_0+C\\preceq0` on the variables
-:math:`(x, z_1, \\dots, z_L)` of size :math:`n=n_0+N`, with
+:math:`M(\rho,\lambda)=\sum_i\lambda_iG_i-\rho E_0+C\preceq0` on the variables
+:math:`(x, z_1, \dots, z_L)` of size :math:`n=n_0+N`, with
 
 .. math::
-    G_i = k_{aa}\\,a_ia_i^\\top + k_{ae}\\,(a_ie_i^\\top+e_ia_i^\\top) + k_{ee}\\,e_ie_i^\\top,
-    \\qquad k_{aa}=-2\\alpha\\beta,\\ k_{ae}=\\alpha+\\beta,\\ k_{ee}=-2,
+    G_i = k_{aa}\,a_ia_i^\top + k_{ae}\,(a_ie_i^\top+e_ia_i^\top) + k_{ee}\,e_ie_i^\top,
+    \qquad k_{aa}=-2\alpha\beta,\ k_{ae}=\alpha+\beta,\ k_{ee}=-2,
 
-where :math:`a_i` is row :math:`i` of :math:`A=[\\operatorname{blkdiag}(W_0,\\dots,W_{L-1})\\ 0]`
-and :math:`e_i` the unit vector of hidden unit :math:`i`. Every :math:`G_i=V_iKV_i^\\top` has
-rank at most two, with :math:`V_i=[a_i\\ e_i]`. :class:`LMIStructure` never forms :math:`A`
+where :math:`a_i` is row :math:`i` of :math:`A=[\operatorname{blkdiag}(W_0,\dots,W_{L-1})\ 0]`
+and :math:`e_i` the unit vector of hidden unit :math:`i`. Every :math:`G_i=V_iKV_i^\top` has
+rank at most two, with :math:`V_i=[a_i\ e_i]`. :class:`LMIStructure` never forms :math:`A`
 densely: it applies it block by block, so one product costs
-:math:`O(n\\sum_l n_ln_{l-1})`.
+:math:`O(n\sum_l n_ln_{l-1})`.
 """
 
 from __future__ import annotations

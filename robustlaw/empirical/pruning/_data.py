@@ -17,6 +17,7 @@ import torch
 
 from robustlaw._validation import check_tensor, get_registered
 from robustlaw.empirical.data import Dataset
+from robustlaw.empirical.ensemble import MLPSpec, check_input_shape
 from robustlaw.empirical.training.losses import LOSSES, prepare_targets
 from robustlaw.errors import ValidationError
 
@@ -84,12 +85,14 @@ def prepare_scoring_data(
     n_members: int,
     n_outputs: int,
     like: torch.Tensor,
+    spec: MLPSpec | None = None,
 ) -> ScoringData:
     """Validate the data at the boundary and bring it to the parameters' dtype and device.
 
     ``data`` is a :class:`~robustlaw.empirical.data.Dataset` or a pair ``(X, y)``. ``X`` is
     shared ``(n_samples, n_features)`` or per member ``(n_members, n_samples, n_features)``;
-    ``y`` follows :func:`robustlaw.empirical.training.losses.prepare_targets`.
+    ``y`` follows :func:`robustlaw.empirical.training.losses.prepare_targets`. With ``spec``,
+    ``X``'s feature count must be the ensemble's input size.
     """
     get_registered(LOSSES, loss, "loss")
     if isinstance(data, Dataset):
@@ -100,6 +103,8 @@ def prepare_scoring_data(
     per_member = x.ndim == 3
     if per_member and x.shape[0] != n_members:
         raise ValidationError(f"X has {x.shape[0]} members; expected {n_members}")
+    if spec is not None:
+        check_input_shape(x.shape, spec, n_members)
     y = check_tensor(data[1], "y", device=like.device)
     if y.is_floating_point():
         y = y.to(like.dtype)

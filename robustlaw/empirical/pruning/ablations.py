@@ -17,7 +17,7 @@ from collections.abc import Mapping
 
 import torch
 
-from robustlaw._validation import check_seed
+from robustlaw._validation import check_seed, derived_seed
 
 __all__ = ["SHUFFLES", "invert_scores", "shuffle_global", "shuffle_layerwise"]
 
@@ -25,7 +25,7 @@ Tensors = Mapping[str, torch.Tensor]
 
 
 def _generator(seed: int, stream: int) -> torch.Generator:
-    return torch.Generator().manual_seed(check_seed(seed) * 1_000_003 + stream)
+    return torch.Generator().manual_seed(derived_seed(check_seed(seed), stream))
 
 
 def _permuted(flat: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -60,7 +60,7 @@ class ImpOptions:
     rewind_step: int = 0
 
     def __post_init__(self) -> None:
-        check_interval(self.rate, "rate", 0.0, 1.0, closed="neither")
+        check_interval(self.rate, "rate", 0.0, 1.0, closed="neither", scalar=True)
         check_seed(self.rewind_step, "rewind_step")
 
 

@@ -14,13 +14,19 @@ from typing import Any
 
 import torch
 
-from robustlaw._validation import check_choice, check_interval, check_seed, get_registered
+from robustlaw._validation import (
+    check_bool,
+    check_choice,
+    check_interval,
+    check_seed,
+    get_registered,
+)
 from robustlaw.empirical.data import Dataset
 from robustlaw.empirical.ensemble import Ensemble, MLPSpec, init_mlp_ensemble
 from robustlaw.empirical.pruning._context import PruneContext
 from robustlaw.empirical.pruning._data import prepare_scoring_data
 from robustlaw.empirical.pruning.ablations import SHUFFLES
-from robustlaw.empirical.pruning.masks import layer_densities, mask_density
+from robustlaw.empirical.pruning.masks import layer_densities, mask_density, n_keep_for_density
 from robustlaw.empirical.pruning.registry import get_pruner
 from robustlaw.empirical.training import train_ensemble
 from robustlaw.errors import ValidationError
@@ -74,9 +80,11 @@ class PrunePlan:
 
     def __post_init__(self) -> None:
         entry = get_pruner(self.method)
-        check_interval(self.density, "density", 0.0, 1.0, closed="right")
+        check_interval(self.density, "density", 0.0, 1.0, closed="right", scalar=True)
         check_seed(self.seed)
         check_choice(self.scope, "scope", ("global", "layerwise"))
+        check_bool(self.prune_output_layer, "prune_output_layer")
+        check_bool(self.invert, "invert")
         if self.shuffle is not None:
             get_registered(SHUFFLES, self.shuffle, "shuffle")
         if self.reinit_seed is not None:
@@ -159,6 +167,18 @@ def _group_key(plan: PrunePlan) -> tuple:
     return (plan.method, plan.options, plan.scope, plan.prune_output_layer, plan.invert)
 
 
+def _check_keeps_one(ensemble: Ensemble, plan: PrunePlan, names, member: int) -> None:
+    """Refuse a density that keeps no weight (in some layer, for a layerwise scope)."""
+    sizes = [ensemble.masks[k][0].numel() for k in names]
+    n = sum(sizes) if plan.scope == "global" else min(sizes)
+    if n_keep_for_density(plan.density, n) < 1:
+        where = "prunable weights" if plan.scope == "global" else "weights of the smallest layer"
+        raise ValidationError(
+            f"member {member}: density={plan.density!r} keeps 0 of the {n} {where}; "
+            f"the smallest density that keeps one weight is 1/{n} = {1 / n:.6g}"
+        )
+
+
 def _check_inputs(ensemble: Ensemble, plans, data, loss: str, train_options) -> None:
     for i, plan in enumerate(plans):
         entry = get_pruner(plan.method)
@@ -167,6 +187,7 @@ def _check_inputs(ensemble: Ensemble, plans, data, loss: str, train_options) -> 
         if entry.needs_training and train_options is None:
             raise ValidationError(f"member {i}: method {plan.method!r} needs train_options")
         names = prunable_names(ensemble.spec, plan.prune_output_layer)
+        _check_keeps_one(ensemble, plan, names, i)
         current = float(mask_density({k: ensemble.masks[k][i : i + 1] for k in names})[0])
         if plan.density > current + 1e-12:
             raise ValidationError(
@@ -213,7 +234,9 @@ def prune(
     Raises
     ------
     ValidationError
-        On a bad plan, missing data or training options, or a density above the current one.
+        On a bad plan, missing data or training options, a density above the current one, a
+        density that keeps no weight (the message gives the smallest one that keeps one), or
+        ``X`` whose feature count differs from the ensemble's input size.
 
     Examples
     --------
@@ -235,6 +258,7 @@ def prune(
             n_members=ensemble.n_members,
             n_outputs=ensemble.spec.layer_sizes[-1],
             like=like,
+            spec=ensemble.spec,
         )
     masks = {k: v.clone() for k, v in ensemble.masks.items()}
     params = {k: v.detach().clone() for k, v in ensemble.params.items()}
@@ -359,6 +383,7 @@ def prune_at_step(
         n_members=ensemble.n_members,
         n_outputs=ensemble.spec.layer_sizes[-1],
         like=ensemble.params[ensemble.spec.weight_names()[0]],
+        spec=ensemble.spec,
     )
     snaps = train_ensemble(ensemble, scoring.x, scoring.y, opts).snapshots
     res = prune(ensemble.with_params(snaps[prune_step]), plans, data=data, loss=loss)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from robustlaw._validation import check_bool, check_choice, check_integer
+from robustlaw._validation import MAX_SEED, check_bool, check_choice, check_integer
 from robustlaw.empirical.pruning._context import PruneContext
 from robustlaw.empirical.pruning._data import member_losses
 from robustlaw.errors import ValidationError
@@ -167,7 +167,7 @@ class SynflowOptions:
 
 
 def _layer_generator(seed: int, layer: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed + layer)
+    return torch.Generator().manual_seed((seed + layer) % (MAX_SEED + 1))
 
 
 def random_scores(ctx: PruneContext) -> Tensors:

@@ -62,6 +62,7 @@ from robustlaw.empirical.training.stopping import (
     resolve_stopping,
 )
 from robustlaw.empirical.training.train import (
+    DIVERGENCE_FACTOR,
     TrainRecord,
     TrainResult,
     train_ensemble,
@@ -69,6 +70,7 @@ from robustlaw.empirical.training.train import (
 )
 
 __all__ = [
+    "DIVERGENCE_FACTOR",
     "GRADIENT_NOISES",
     "LOSSES",
     "MSE",

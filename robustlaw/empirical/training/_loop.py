@@ -7,6 +7,7 @@ checks, minibatch order and gradient noise (each from per-member generators), an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -14,13 +15,22 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from robustlaw._validation import derived_seed
 from robustlaw.empirical.training.options import TrainOptions
 from robustlaw.empirical.training.stopping import CheckPass
 
-__all__ = ["LoopOutput", "Trainer", "TrainingData", "zero_pruned"]
+__all__ = ["DIVERGENCE_FACTOR", "LoopOutput", "Trainer", "TrainingData", "zero_pruned"]
+
+logger = logging.getLogger(__name__)
 
 Params = dict[str, torch.Tensor]
 _SHUFFLE_STREAM, _NOISE_STREAM = 10_007, 20_011
+
+#: A member has diverged when its training loss at a check is NaN or infinite, or exceeds
+#: ``DIVERGENCE_FACTOR`` times its loss at the first check (an initial loss below 1 counts as
+#: 1, so a member that starts almost fitted is not flagged for a small rise). Diverged members
+#: are frozen like finished ones and reported in ``TrainRecord.diverged``.
+DIVERGENCE_FACTOR = 1e6
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,13 +73,14 @@ class LoopOutput(NamedTuple):
     final_loss: np.ndarray
     fit_fraction: np.ndarray
     rule_met: np.ndarray
+    diverged: np.ndarray
     snapshots: dict[int, Params]
     history: np.ndarray
     history_steps: np.ndarray
 
 
 def _member_generators(seeds: Sequence[int], stream: int) -> list[torch.Generator]:
-    return [torch.Generator().manual_seed(s * 1_000_003 + stream) for s in seeds]
+    return [torch.Generator().manual_seed(derived_seed(s, stream)) for s in seeds]
 
 
 class _Batches:
@@ -173,6 +184,8 @@ class Trainer:
         k = len(seeds)
         self.active = torch.ones(k, dtype=torch.bool, device=lr.device)
         self.met = torch.zeros(k, dtype=torch.bool, device=lr.device)
+        self.diverged = torch.zeros(k, dtype=torch.bool, device=lr.device)
+        self.divergence_threshold: torch.Tensor | None = None
         self.n_steps = torch.zeros(k, dtype=torch.int64, device=lr.device)
         self.history: list[torch.Tensor] = []
         self.history_steps: list[int] = []
@@ -211,7 +224,8 @@ class Trainer:
             final=final,
             history=torch.stack(self.history[-self.rule.history_window :]),
         )
-        done = self.rule(check)
+        self._check_divergence(step, self.history[-1])
+        done = self.rule(check) & ~self.diverged
         self.met |= done
         if bool((done & self.active).any()):
             self.active &= ~done
@@ -219,6 +233,25 @@ class Trainer:
         self.last_check = check
         if self.on_check is not None:
             self.on_check(step, {k: v.detach() for k, v in self.params.items()})
+
+    def _check_divergence(self, step: int, loss: torch.Tensor) -> None:
+        """Flag and freeze active members whose loss is non-finite or exploded."""
+        if self.divergence_threshold is None:
+            self.divergence_threshold = DIVERGENCE_FACTOR * loss.clamp(min=1.0)
+        new = self.active & (~torch.isfinite(loss) | (loss > self.divergence_threshold))
+        if bool(new.any()):
+            self.diverged |= new
+            self.active &= ~new
+            self.step_masks = None
+            members = torch.nonzero(new).flatten().tolist()
+            logger.warning(
+                "members %s diverged at step %d (training loss %s, above %g times the initial "
+                "loss or not finite); they are frozen: lower the learning rate",
+                members,
+                step,
+                loss[new].tolist(),
+                DIVERGENCE_FACTOR,
+            )
 
     def _full_pass(self) -> torch.Tensor:
         with torch.no_grad():
@@ -272,6 +305,7 @@ class Trainer:
             final_loss=check.member_loss.to(torch.float64).cpu().numpy(),
             fit_fraction=check.fitted.to(torch.float64).mean(dim=1).cpu().numpy(),
             rule_met=self.met.cpu().numpy(),
+            diverged=self.diverged.cpu().numpy(),
             snapshots=dict(sorted(self.snapshots.items())),
             history=torch.stack(self.history).cpu().numpy(),
             history_steps=np.asarray(self.history_steps, dtype=np.int64),
@@ -293,6 +327,11 @@ class Trainer:
                 for k, g in grads.items()
                 if k in self.masks or not everyone
             }
+        if bool(self.diverged.any()):  # NaN or inf times a zero mask is NaN: replace them
+            grads.update(
+                (k, torch.where(self.diverged.reshape((-1,) + (1,) * (g.ndim - 1)), 0.0, g))
+                for k, g in grads.items()
+            )
         zero_pruned(grads, self.step_masks)
         self.optimizer.step(self.leaves, grads, self.optimizer_state, self.lr, self.active)
 

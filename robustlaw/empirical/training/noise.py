@@ -57,7 +57,9 @@ class GaussianGradientNoise(GradientNoise):
     std: float = 1.0
 
     def __post_init__(self) -> None:
-        check_interval(self.std, "GaussianGradientNoise.std", 0, math.inf, closed="neither")
+        check_interval(
+            self.std, "GaussianGradientNoise.std", 0, math.inf, closed="neither", scalar=True
+        )
 
     def draw(self, shape, *, generator, dtype) -> torch.Tensor:
         return self.std * torch.randn(shape, generator=generator, dtype=dtype)

@@ -95,10 +95,14 @@ class Optimizer:
 
     def __post_init__(self) -> None:
         cls = type(self).__name__
-        if isinstance(self.lr, (list, tuple)):
-            object.__setattr__(self, "lr", tuple(float(v) for v in self.lr))
-        check_interval(self.lr, f"{cls}.lr", 0, math.inf, closed="neither")
-        check_interval(self.weight_decay, f"{cls}.weight_decay", 0, math.inf, closed="left")
+        lr = check_interval(self.lr, f"{cls}.lr", 0, math.inf, closed="neither")
+        if lr.ndim or isinstance(self.lr, (list, tuple)):  # one learning rate per member
+            if lr.ndim != 1 or lr.size == 0:
+                raise ValidationError(f"{cls}.lr must be a number or a flat tuple, got {self.lr!r}")
+            object.__setattr__(self, "lr", tuple(float(v) for v in lr))
+        check_interval(
+            self.weight_decay, f"{cls}.weight_decay", 0, math.inf, closed="left", scalar=True
+        )
 
     def init(self, params: Params) -> dict:
         """The optimizer state for ``params`` (stacked, leading member axis)."""
@@ -142,7 +146,7 @@ class SGD(Optimizer):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_interval(self.momentum, "SGD.momentum", 0, 1, closed="left")
+        check_interval(self.momentum, "SGD.momentum", 0, 1, closed="left", scalar=True)
 
     def init(self, params: Params) -> dict:
         return sgd_init(params, momentum=self.momentum)
@@ -186,7 +190,7 @@ class Adam(Optimizer):
             raise ValidationError(f"{cls}.betas must be a pair (beta1, beta2), got {self.betas!r}")
         object.__setattr__(self, "betas", tuple(self.betas))
         check_interval(self.betas, f"{cls}.betas", 0, 1, closed="left")
-        check_interval(self.eps, f"{cls}.eps", 0, math.inf, closed="left")
+        check_interval(self.eps, f"{cls}.eps", 0, math.inf, closed="left", scalar=True)
 
     def init(self, params: Params) -> dict:
         return adam_init(params)

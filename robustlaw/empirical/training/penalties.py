@@ -63,7 +63,7 @@ class L2Penalty(Penalty):
     weight: float = 1e-4
 
     def __post_init__(self) -> None:
-        check_interval(self.weight, "L2Penalty.weight", 0, math.inf, closed="left")
+        check_interval(self.weight, "L2Penalty.weight", 0, math.inf, closed="left", scalar=True)
 
     def __call__(self, params, inputs, outputs) -> torch.Tensor:
         return self.weight * sum(p.flatten(1).square().sum(dim=1) for p in params.values())

@@ -143,8 +143,10 @@ class BelowNoise(StoppingRule):
     eps: float = 0.1
 
     def __post_init__(self) -> None:
-        check_interval(self.noise_level, "BelowNoise.noise_level", 0, math.inf, closed="left")
-        check_interval(self.eps, "BelowNoise.eps", 0, math.inf, closed="left")
+        check_interval(
+            self.noise_level, "BelowNoise.noise_level", 0, math.inf, closed="left", scalar=True
+        )
+        check_interval(self.eps, "BelowNoise.eps", 0, math.inf, closed="left", scalar=True)
 
     def __call__(self, check: CheckPass) -> torch.Tensor:
         err = (check.outputs.clamp(-1.0, 1.0) - check.targets).square()
@@ -198,7 +200,7 @@ class Converged(StoppingRule):
     window: int = 10
 
     def __post_init__(self) -> None:
-        check_interval(self.tol, "Converged.tol", 0, math.inf, closed="left")
+        check_interval(self.tol, "Converged.tol", 0, math.inf, closed="left", scalar=True)
         check_integer(self.window, "Converged.window", minimum=1)
 
     @property

@@ -23,14 +23,19 @@ import numpy as np
 import torch
 
 from robustlaw._validation import check_seed, check_tensor
-from robustlaw.empirical.ensemble import Ensemble, check_masks
+from robustlaw.empirical.ensemble import Ensemble, check_input_shape, check_masks
 from robustlaw.empirical.modules import ModuleEnsemble
-from robustlaw.empirical.training._loop import Trainer, TrainingData, zero_pruned
+from robustlaw.empirical.training._loop import (
+    DIVERGENCE_FACTOR,
+    Trainer,
+    TrainingData,
+    zero_pruned,
+)
 from robustlaw.empirical.training.losses import prepare_targets
 from robustlaw.empirical.training.options import TrainOptions
 from robustlaw.errors import ValidationError
 
-__all__ = ["TrainRecord", "TrainResult", "train_ensemble", "train_params"]
+__all__ = ["DIVERGENCE_FACTOR", "TrainRecord", "TrainResult", "train_ensemble", "train_params"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +55,20 @@ class TrainRecord:
     fit_fraction : numpy.ndarray of float64
         Fraction of training examples fitted (per-example loss at most the loss's margin).
     rule_met : numpy.ndarray of bool
-        Whether the stopping rule was met (for ``max-steps``: the cap was reached).
+        Whether the stopping rule was met (for ``max-steps``: the cap was reached); False for
+        a diverged member.
+    diverged : numpy.ndarray of bool
+        Whether the member diverged: its training loss became NaN or infinite, or exceeded
+        :data:`~robustlaw.empirical.training.DIVERGENCE_FACTOR` times its initial loss. A
+        diverged member is frozen from that check on (as a finished one) and a warning is
+        logged; lower its learning rate.
     """
 
     n_steps: np.ndarray
     final_loss: np.ndarray
     fit_fraction: np.ndarray
     rule_met: np.ndarray
+    diverged: np.ndarray
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -98,8 +110,13 @@ def _training_data(apply, params: Params, X, y, loss, *, n_members, example_ndim
     if per_member_x and X.shape[0] != n_members:
         raise ValidationError(f"X has {X.shape[0]} members on axis 0, expected {n_members}")
     n_samples = X.shape[1] if per_member_x else X.shape[0]
-    with torch.no_grad():
-        n_outputs = apply(params, X.narrow(X.ndim - example_ndim - 1, 0, 1)).shape[-1]
+    try:
+        with torch.no_grad():
+            n_outputs = apply(params, X.narrow(X.ndim - example_ndim - 1, 0, 1)).shape[-1]
+    except RuntimeError as err:  # a shape mismatch deep in the model: name the argument
+        raise ValidationError(
+            f"X of shape {tuple(X.shape)} does not fit the model's parameters: {err}"
+        ) from None
     y = check_tensor(y, "y", device=first.device)
     y = prepare_targets(y, loss, n_samples=n_samples, n_members=n_members, n_outputs=n_outputs)
     if y.is_floating_point():
@@ -210,6 +227,7 @@ def train_params(
         final_loss=out.final_loss,
         fit_fraction=out.fit_fraction,
         rule_met=out.rule_met,
+        diverged=out.diverged,
     )
     return TrainResult(
         params=out.params,
@@ -267,6 +285,8 @@ def train_ensemble(
         raise ValidationError(
             f"ens.seeds has {len(ens.seeds)} entries, expected one per member ({ens.n_members})"
         )
+    if isinstance(ens, Ensemble):
+        check_input_shape(np.shape(X), ens.spec, ens.n_members)
     return train_params(
         ens.apply,
         ens.params,

@@ -189,3 +189,30 @@ def test_grasp_temperature_only_divides_classification_logits(context):
             scores[loss, t] = grasp_scores(context(ens, opts, data=(x, y), loss=loss))["0.weight"]
     torch.testing.assert_close(scores["mse", 1.0], scores["mse", 200.0], rtol=0, atol=0)
     assert not torch.allclose(scores["logistic", 1.0], scores["logistic", 200.0])
+
+
+@pytest.mark.parametrize("density", ["0.5", True, None, [0.5], b"0.5"])
+def test_density_must_be_a_real_number(density):
+    # "0.5" was accepted and failed later with a raw TypeError
+    with pytest.raises(ValidationError, match="^density must be (numeric|a single real number)"):
+        PrunePlan(method="magnitude", density=density)
+
+
+@pytest.mark.parametrize(
+    ("scope", "density", "n"), [("global", 1e-6, 40), ("global", 0.02, 40), ("layerwise", 0.05, 8)]
+)
+def test_density_keeping_no_weight_is_refused_with_the_smallest_valid_one(scope, density, n):
+    ens = init_mlp_ensemble(MLPSpec(layer_sizes=(4, 8, 1)), seeds=[0])
+    with pytest.raises(ValidationError, match=rf"keeps 0 of the {n} .*1/{n} = {1 / n:g}"):
+        prune(ens, PrunePlan(method="magnitude", density=density, scope=scope))
+    kept = prune(ens, PrunePlan(method="magnitude", density=1 / n, scope=scope)).ensemble
+    per_layer = [int(m.sum()) for m in kept.masks.values()]
+    assert sum(per_layer) == 1 if scope == "global" else min(per_layer) == 1
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp"])
+def test_scoring_data_with_the_wrong_feature_count_is_refused(method):
+    ens = init_mlp_ensemble(MLPSpec(layer_sizes=(4, 8, 1)), seeds=[0, 1])
+    X, y = torch.randn(10, 5), torch.ones(10)  # was a raw RuntimeError from bmm
+    with pytest.raises(ValidationError, match=r"X must have shape \(n_samples, 4\)"):
+        prune(ens, PrunePlan(method=method, density=0.5), data=(X, y))
