@@ -11,6 +11,12 @@ its record type before the transaction starts.
 
 Every key includes the experiment, the settings hash and the package version, so results of
 different settings or versions never overwrite or mix with each other.
+
+Faults give one clear error each: a file of another program is refused untouched
+(:class:`NotAStoreError`), a damaged file is refused when opened, with the command that
+recovers its intact units (:class:`DamagedStoreError`), and a unit that cannot be written (a
+full disk) raises :class:`StoreWriteError`, leaving every unit stored before it intact. An
+archived store in a read-only folder is read without writing anything beside it.
 """
 
 from __future__ import annotations

@@ -309,10 +309,15 @@ def gradient_lower_bound(
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
     if X is not None:
         X = check_tensor(X, "X", ndim=(2, 3), dtype=torch.float64)
-        if X.shape[-1] != dim or (X.ndim == 3 and X.shape[0] != k) or X.shape[-2] == 0:
+        if X.shape[-1] != dim or (X.ndim == 3 and X.shape[0] != k):
             raise ValidationError(
-                f"X must have shape (n_samples, {dim}) or ({k}, n_samples, {dim}) with "
-                f"n_samples >= 1, got {tuple(X.shape)}"
+                f"X must have shape (n_samples, {dim}) or ({k}, n_samples, {dim}), got "
+                f"{tuple(X.shape)}"
+            )
+        if X.shape[-2] == 0:
+            raise ValidationError(
+                f"X must have at least one row (n_samples >= 1), got shape {tuple(X.shape)}; "
+                "pass X=None to search from random points only"
             )
         X = X.expand(k, *X.shape[-2:]) if X.ndim == 2 else X
     if real.constant_by_shape:

@@ -58,7 +58,7 @@ def test_constant_and_degenerate_nets_have_constant_zero(name, case):
 def test_x_with_no_rows_is_refused_by_name_or_ignored(name):
     ws = _gaussian([3, 4, 1], 0)
     if LIPSCHITZ_METHODS[name].kind == "lower":  # reads the data
-        with pytest.raises(ValidationError, match=r"X must .* n_samples >= 1"):
+        with pytest.raises(ValidationError, match=r"X must have at least one row"):
             _run(name, ws, X=np.zeros((0, 3)))
     else:  # a method that reads no data ignores X
         est = _run(name, ws, X=np.zeros((0, 3)))
