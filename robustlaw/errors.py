@@ -6,9 +6,12 @@ Misuse and bad input raise subclasses of :class:`ValueError`, so callers that al
 
 __all__ = [
     "AssumptionViolated",
+    "DamagedStoreError",
+    "NotAStoreError",
     "RobustlawError",
     "SolverError",
     "SolverUnavailableError",
+    "StoreWriteError",
     "UnknownNameError",
     "ValidationError",
 ]
@@ -36,3 +39,19 @@ class SolverError(RobustlawError):
 
 class SolverUnavailableError(SolverError, ValueError):
     """The requested solver is not installed; the message lists the installed ones."""
+
+
+class NotAStoreError(ValidationError):
+    """A file is not a robustlaw result store (another program's database, or not SQLite)."""
+
+
+class DamagedStoreError(ValidationError):
+    """A result store is damaged; the message says how to recover its intact units."""
+
+
+class StoreWriteError(RobustlawError):
+    """A unit could not be written (e.g. the disk is full); the units stored before are intact.
+
+    Not a :class:`ValueError`: the input was fine, the environment failed. The CLI exits with
+    code 1 on it (2 is for bad input).
+    """

@@ -15,7 +15,7 @@ import re
 import sys
 
 from robustlaw import __version__
-from robustlaw.errors import RobustlawError
+from robustlaw.errors import RobustlawError, StoreWriteError
 
 # Subcommand modules, in the order ``robustlaw --help`` lists them.
 COMMAND_MODULES = ("bound", "lipschitz", "run", "experiments", "figure", "export", "demo")
@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except BrokenPipeError:
         _silence_stdout()
+        return 1
+    except StoreWriteError as err:  # the environment failed (disk full), not the input
+        print(f"robustlaw {args.command}: error: {err}", file=sys.stderr)
         return 1
     except (ValueError, RobustlawError) as err:
         print(f"robustlaw {args.command}: error: {err}", file=sys.stderr)

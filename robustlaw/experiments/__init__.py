@@ -9,6 +9,7 @@ runs it into a store and :func:`load` reads it back.
 ['default', 'paper', 'tiny']
 """
 
+from robustlaw.errors import DamagedStoreError, NotAStoreError, StoreWriteError
 from robustlaw.experiments.api import AmbiguousResultsError, RunSummary, completeness, load, run
 from robustlaw.experiments.executors import EXECUTORS
 from robustlaw.experiments.export import export
@@ -25,13 +26,7 @@ from robustlaw.experiments.registry import (
     list_experiments,
     register,
 )
-from robustlaw.experiments.store import (
-    SCHEMA_VERSION,
-    DamagedStoreError,
-    NotAStoreError,
-    Store,
-    StoreWriteError,
-)
+from robustlaw.experiments.store import SCHEMA_VERSION, Store
 
 __all__ = [
     "EXECUTORS",

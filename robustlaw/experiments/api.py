@@ -431,7 +431,7 @@ def load(
         does not pick exactly one; the message lists the arguments that pick each.
     ValidationError
         When the store has no results of ``name``, or cannot be read
-        (:class:`~robustlaw.experiments.store.DamagedStoreError` when it is damaged).
+        (:class:`~robustlaw.errors.DamagedStoreError` when it is damaged).
     """
     selection = {
         "preset": preset,

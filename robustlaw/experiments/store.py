@@ -32,16 +32,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from robustlaw.errors import RobustlawError, ValidationError
+from robustlaw.errors import (
+    DamagedStoreError,
+    NotAStoreError,
+    StoreWriteError,
+    ValidationError,
+)
 from robustlaw.experiments.records import Column, from_stored, record_row
 from robustlaw.experiments.registry import KEY_COLUMNS, Experiment, WorkUnit
 
 __all__ = [
     "SCHEMA_VERSION",
-    "DamagedStoreError",
-    "NotAStoreError",
     "Store",
-    "StoreWriteError",
 ]
 
 SCHEMA_VERSION = 2
@@ -83,18 +85,6 @@ def _columns_from_json(text: str) -> tuple[Column, ...]:
         )
     except (ValueError, KeyError, TypeError) as err:
         raise _Unreadable(f"column description {text[:40]!r}: {err}") from None
-
-
-class NotAStoreError(ValidationError):
-    """The file exists but is not a robustlaw store; it was left untouched."""
-
-
-class DamagedStoreError(ValidationError):
-    """The store file is damaged; the message says how to recover its intact units."""
-
-
-class StoreWriteError(RobustlawError):
-    """A unit could not be written (e.g. the disk is full); the units stored before are intact."""
 
 
 @functools.cache

@@ -214,6 +214,26 @@ def test_full_disk_is_one_error_and_keeps_every_stored_unit(synthetic, tmp_path,
     )
 
 
+def test_full_disk_from_the_cli_is_one_line_and_exit_1(synthetic, tmp_path, monkeypatch, capsys):
+    from robustlaw.cli import main
+
+    connect = sqlite3.connect
+
+    def small_disk(*args, **kwargs):
+        conn = connect(*args, **kwargs)
+        conn.execute("PRAGMA max_page_count = 10")
+        return conn
+
+    monkeypatch.setitem(
+        synthetic.EXPERIMENT.presets, "tiny", synthetic.SyntheticSettings(n_units=40)
+    )  # a preset big enough to fill ten pages
+    monkeypatch.setattr(store_module.sqlite3, "connect", small_disk)
+    assert main(["run", "synthetic", "--preset", "tiny", "--store", str(tmp_path / "r.db")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "is full" in err[0]
+
+
 # --- read-only archives ---------------------------------------------------------------------
 
 
