@@ -1,9 +1,10 @@
 """``robustlaw run NAME``: run a named experiment into a SQLite store (resumable).
 
 Units already in the store under the same settings and package version are skipped, so running
-the command again after an interruption completes only the missing units. Each unit runs with
-one torch thread unless --threads says otherwise: the networks are small, and extra threads
-make them much slower on a busy machine (docs/benchmarks/experiments.md).
+the command again after an interruption completes only the missing units. Unless --threads
+says otherwise, each unit uses the cores that other work leaves idle when the run starts: all of
+them on an idle machine, one on a busy one, where extra threads would make the small networks
+many times slower (docs/benchmarks/experiments.md).
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ def register(subparsers) -> None:
         "--threads",
         type=int,
         default=None,
-        help="torch threads per work unit on a CPU, CPUs per Ray task (default: 1)",
+        help=(
+            "torch threads per work unit on a CPU, CPUs per Ray task (default: the idle cores "
+            "when the run starts, locally; 1 per Ray task)"
+        ),
     )
     p.set_defaults(func=handler)
 

@@ -15,7 +15,7 @@ from typing import Any
 import robustlaw
 from robustlaw._validation import check_integer, get_registered
 from robustlaw.errors import ValidationError
-from robustlaw.experiments.executors import DEFAULT_THREADS, EXECUTORS, ExecutionOptions
+from robustlaw.experiments.executors import EXECUTORS, ExecutionOptions, idle_cores
 from robustlaw.experiments.keys import canonical_json
 from robustlaw.experiments.keys import settings_hash as hash_settings
 from robustlaw.experiments.registry import get_experiment
@@ -104,11 +104,11 @@ def run(
     address : str, optional
         Ray cluster address (executor ``"ray"`` only); None starts a local Ray runtime.
     threads : int, optional
-        Torch intra-op threads per unit (CPUs per Ray task); None means
-        :data:`~robustlaw.experiments.executors.DEFAULT_THREADS` (1). The units are small
-        networks: one thread is as fast as torch's default of one per core on an idle machine
-        (``tiny`` preset) and many times faster on a busy one
-        (``docs/benchmarks/experiments.md``); pass more for large presets on idle cores.
+        Torch intra-op threads per unit (CPUs per Ray task). None: for the local executor, the
+        cores that other work leaves idle when the run starts
+        (:func:`~robustlaw.experiments.executors.idle_cores`: all of them on an idle machine,
+        one on a busy one, where intra-op threads would spin-wait against other processes);
+        for Ray, one CPU per task (``docs/benchmarks/experiments.md``).
     progress : bool, optional
         Show a progress bar; default: when stderr is a terminal.
 
@@ -129,7 +129,10 @@ def run(
     execute = get_registered(EXECUTORS, executor, "executor")
     if address is not None and executor != "ray":
         raise ValidationError(f"address is only used by executor 'ray', got executor {executor!r}")
-    threads = DEFAULT_THREADS if threads is None else check_integer(threads, "threads", minimum=1)
+    if threads is None:  # Ray runs units side by side: one CPU each
+        threads = idle_cores() if executor == "local" else 1
+    else:
+        check_integer(threads, "threads", minimum=1)
     device = _resolve_device(device)
     progress = sys.stderr.isatty() if progress is None else progress
     key = hash_settings(name, settings)

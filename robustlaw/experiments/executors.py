@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -21,11 +22,11 @@ from robustlaw.errors import ValidationError
 from robustlaw.experiments.registry import Experiment, WorkUnit
 
 __all__ = [
-    "DEFAULT_THREADS",
     "EXECUTORS",
     "ExecutionOptions",
     "run_local",
     "run_ray",
+    "idle_cores",
     "torch_threads",
 ]
 
@@ -33,10 +34,43 @@ logger = logging.getLogger(__name__)
 
 Finished = tuple[WorkUnit, tuple[Any, ...], float]
 
-DEFAULT_THREADS = 1
-"""Torch threads per unit (CPUs per Ray task) when :func:`~robustlaw.experiments.run` is not
-told: units are small networks, which one thread runs as fast as several on idle cores and many
-times faster on busy ones (``docs/benchmarks/experiments.md``)."""
+
+def idle_cores(*, interval_s: float = 0.1) -> int:
+    """How many cores other work leaves idle now: at least 1, at most ``os.cpu_count()``.
+
+    Measured from the kernel's CPU counters (``/proc/stat``) over ``interval_s`` seconds; where
+    they are not available (not Linux) the answer is 1, the choice that is never much slower.
+    :func:`~robustlaw.experiments.run` calls it once, before its first unit, when ``threads``
+    is not given: on idle cores the units then use every core (torch's own default), on busy
+    ones one thread, so that intra-op threads never spin-wait against other processes
+    (``docs/benchmarks/experiments.md`` has the measurements).
+
+    Parameters
+    ----------
+    interval_s : float
+        Length of the measurement, in seconds.
+
+    Returns
+    -------
+    int
+        ``round(cores * idle fraction)``, clipped to ``[1, cores]``.
+    """
+    cores = os.cpu_count() or 1
+
+    def counters() -> tuple[float, float]:
+        with open("/proc/stat", encoding="ascii") as fh:
+            ticks = [float(v) for v in fh.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
+
+    try:
+        idle_before, total_before = counters()
+        time.sleep(interval_s)
+        idle_after, total_after = counters()
+    except (OSError, ValueError, IndexError):
+        return 1
+    elapsed = total_after - total_before
+    idle = (idle_after - idle_before) / elapsed if elapsed > 0 else 1.0
+    return max(1, min(cores, round(cores * idle)))
 
 
 @contextlib.contextmanager
@@ -74,7 +108,7 @@ class ExecutionOptions:
         The local executor ignores it.
     threads : int, optional
         Torch intra-op threads while a unit runs (CPUs per Ray task); None leaves torch's own
-        setting (``run`` passes :data:`DEFAULT_THREADS` when not told).
+        setting (``run`` passes :func:`idle_cores` when not told).
     """
 
     device: str = "cpu"

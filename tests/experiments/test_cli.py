@@ -112,7 +112,7 @@ def test_run_help_shows_every_option_with_its_default(capsys):
         "--device": "auto",
         "--executor": "local",
         "--address": "local Ray",
-        "--threads": "1",
+        "--threads": "the idle cores when the run starts, locally; 1 per Ray task",
     }
     for option, default in defaults.items():
         assert re.search(rf"{option} \S+ [^-]*\(default: {re.escape(default)}\)", text), option
@@ -150,8 +150,11 @@ def test_several_result_sets_get_advice_in_options(synthetic, tmp_path, capsys):
     assert "--package-version 0.0.0" in _err_line(capsys)
 
 
-def test_run_uses_one_thread_per_unit_unless_told(synthetic, tmp_path, monkeypatch):
+def test_run_uses_the_idle_cores_unless_told(synthetic, tmp_path, monkeypatch):
+    from robustlaw.experiments import api
     from robustlaw.experiments.executors import EXECUTORS, run_local
+
+    monkeypatch.setattr(api, "idle_cores", lambda: 3)  # what the machine left idle
 
     seen = []
 
@@ -165,4 +168,35 @@ def test_run_uses_one_thread_per_unit_unless_told(synthetic, tmp_path, monkeypat
     assert (
         main(["run", "synthetic", "--preset", "default", "--store", store, "--threads", "2"]) == 0
     )
-    assert seen == [1, 2]
+    assert seen == [3, 2]
+
+
+@pytest.mark.parametrize(
+    ("cores", "idle_ticks", "expected"),
+    [(2, 200, 2), (2, 0, 1), (4, 100, 2), (2, 50, 1), (8, 200, 8)],
+)
+def test_idle_cores_reads_the_kernel_counters(monkeypatch, cores, idle_ticks, expected):
+    """Over the interval 200 ticks pass on all cores together, ``idle_ticks`` of them idle."""
+    import io
+
+    from robustlaw.experiments import executors
+
+    lines = iter(
+        [
+            "cpu  100 0 100 800 0 0 0 0 0 0\n",
+            f"cpu  {300 - idle_ticks} 0 100 {800 + idle_ticks} 0 0 0 0 0 0\n",
+        ]
+    )
+    monkeypatch.setattr(executors, "open", lambda *a, **k: io.StringIO(next(lines)), raising=False)
+    monkeypatch.setattr(executors.os, "cpu_count", lambda: cores)
+    assert executors.idle_cores(interval_s=0.0) == expected
+
+
+def test_idle_cores_is_one_where_the_counters_are_missing(monkeypatch):
+    from robustlaw.experiments import executors
+
+    def missing(*args, **kwargs):
+        raise FileNotFoundError("/proc/stat")
+
+    monkeypatch.setattr(executors, "open", missing, raising=False)
+    assert executors.idle_cores(interval_s=0.0) == 1
