@@ -3,8 +3,9 @@
 Each configuration runs the preset into a fresh temporary store, in this one process, and
 prints its wall time, the number of units and members, and the ratio to the naive way: the
 local executor with torch's default intra-op threads (one per core; on a 2-core machine that is
-shared with other work, their spin-waits dominate the tiny networks' operations). The second
-row is one thread per unit, which is what ``run`` uses when ``threads`` is not given.
+shared with other work, their spin-waits dominate the tiny networks' operations). The other
+rows are one thread per unit and ``auto``: what ``run`` uses when ``threads`` is not given (the
+cores other work leaves idle when the run starts, ``executors.idle_cores``).
 
 The first configuration also pays one-time costs (imports, compiling the bound formulas); the
 ``warm-up`` row runs the tiny preset once beforehand so the timed rows exclude them.
@@ -55,7 +56,8 @@ def main() -> None:
     exp = get_experiment("lor-scaling")
     _time("tiny", args.device, "local", 1)  # warm-up: imports and compiled formulas
     torch_default = torch.get_num_threads()
-    configs = [("local", torch_default), ("local", 1)] + ([("ray", 1)] if args.ray else [])
+    configs = [("local", torch_default), ("local", 1), ("local", None)]
+    configs += [("ray", 1)] if args.ray else []
     if args.ray:
         import ray
 
@@ -72,7 +74,7 @@ def main() -> None:
             naive = naive or seconds
             print(
                 f"{preset:<8} {len(units):>5} {members:>7} {executor:<8} "
-                f"{threads:>7} {seconds:>9.1f} {naive / seconds:>8.1f}x",
+                f"{threads or 'auto':>7} {seconds:>9.1f} {naive / seconds:>8.1f}x",
                 flush=True,
             )
 
