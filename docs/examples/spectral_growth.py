@@ -60,6 +60,7 @@ def measure(settings: Settings, unit: WorkUnit, *, device: str, progress: bool) 
 def growth_figure(rows):
     """Top singular value against m on log-log axes, with the prediction 2 sqrt(m)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
 
     fig = Figure(figsize=(4, 3))
     ax = fig.subplots()
@@ -68,6 +69,9 @@ def growth_figure(rows):
     grid = np.unique(sizes)
     ax.plot(grid, 2 * np.sqrt(grid), "--", label="2 sqrt(m) (Bai-Yin)")
     ax.set(xscale="log", yscale="log", xlabel="matrix size m", ylabel="top singular value")
+    ax.set_xticks(grid, [str(m) for m in grid])  # label the sizes measured, nothing else
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend()
     return fig
 
