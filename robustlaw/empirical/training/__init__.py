@@ -12,7 +12,9 @@ part                      classes                                         regist
 ``stopping``              :class:`MaxSteps`, :class:`BelowNoise`,         :data:`STOPPING_RULES`
                           :class:`Memorized`, :class:`Converged`
 ``gradient_noise``        :class:`GaussianGradientNoise`                  :data:`GRADIENT_NOISES`
-``penalty``               :class:`L2Penalty`                              :data:`PENALTIES`
+``penalty``               :class:`L2Penalty`, :class:`SpectralPenalty`,   :data:`PENALTIES`
+                          :class:`TwoLayerOperatorPenalty`,
+                          :class:`PathNormPenalty`
 ========================  ==============================================  ==================
 
 :func:`train_ensemble` and :func:`train_params` run the training and return a
@@ -50,7 +52,16 @@ from robustlaw.empirical.training.optimizers import (
     resolve_optimizer,
 )
 from robustlaw.empirical.training.options import TrainOptions
-from robustlaw.empirical.training.penalties import PENALTIES, L2Penalty, Penalty, resolve_penalty
+from robustlaw.empirical.training.penalties import (
+    PENALTIES,
+    L2Penalty,
+    PathNormPenalty,
+    Penalty,
+    PenaltyState,
+    SpectralPenalty,
+    TwoLayerOperatorPenalty,
+    resolve_penalty,
+)
 from robustlaw.empirical.training.stopping import (
     STOPPING_RULES,
     BelowNoise,
@@ -92,11 +103,15 @@ __all__ = [
     "MaxSteps",
     "Memorized",
     "Optimizer",
+    "PathNormPenalty",
     "Penalty",
+    "PenaltyState",
+    "SpectralPenalty",
     "StoppingRule",
     "TrainOptions",
     "TrainRecord",
     "TrainResult",
+    "TwoLayerOperatorPenalty",
     "prepare_targets",
     "resolve_gradient_noise",
     "resolve_loss",

@@ -179,6 +179,7 @@ class Trainer:
         }
         self.masks = {k: _flip(m, k in self.flips).contiguous() for k, m in masks.items()}
         self.loss, self.rule, self.penalty = options.loss, options.stopping, options.penalty
+        self.penalty_state = None if self.penalty is None else self.penalty.init(self.params)
         self.optimizer = options.optimizer
         self.optimizer_state = self.optimizer.init(self.leaves)
         k = len(seeds)
@@ -261,7 +262,13 @@ class Trainer:
         """Sum over members of the mean loss (plus the penalty, if any)."""
         total = self.loss.per_example(outputs, targets).mean(dim=1).sum()
         if self.penalty is not None:
-            total = total + self.penalty(self.params, inputs, outputs).sum()
+            if self.penalty_state is None:
+                value = self.penalty(self.params, inputs, outputs)
+            else:
+                value = self.penalty(
+                    self.params, inputs, outputs, state=self.penalty_state, targets=targets
+                )
+            total = total + value.sum()
         return total
 
     def run(self) -> LoopOutput:
