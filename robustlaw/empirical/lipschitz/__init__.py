@@ -33,6 +33,10 @@ from robustlaw.empirical.lipschitz.spectral import SpectralOptions as SpectralOp
 from robustlaw.empirical.lipschitz.spectral import power_iteration as power_iteration
 from robustlaw.empirical.lipschitz.spectral import spectral_norm_bounds as spectral_norm_bounds
 from robustlaw.empirical.lipschitz.spectral import spectral_product as spectral_product
+from robustlaw.empirical.lipschitz.sphere import SphereGradientOptions as SphereGradientOptions
+from robustlaw.empirical.lipschitz.sphere import (
+    sphere_gradient_lower_bound as sphere_gradient_lower_bound,
+)
 from robustlaw.empirical.lipschitz.weights import Network as Network
 from robustlaw.empirical.lipschitz.weights import as_network as as_network
 from robustlaw.empirical.lipschitz.weights import as_weight_list as as_weight_list
@@ -53,6 +57,7 @@ __all__ = [
     "Network",
     "PowerIterationResult",
     "SpectralOptions",
+    "SphereGradientOptions",
     "activation_slope_bounds",
     "as_network",
     "as_weight_list",
@@ -69,5 +74,6 @@ __all__ = [
     "power_iteration",
     "spectral_norm_bounds",
     "spectral_product",
+    "sphere_gradient_lower_bound",
     "weights_from_ensemble",
 ]

@@ -164,12 +164,16 @@ class _Best:
 
     def _values(self, x: torch.Tensor) -> torch.Tensor:
         zs, _ = _preactivations(self.net, x)
-        vals = _norm(_chain(self.net.activation, zs, self.weights, x.shape[:2], None))
+        vals = self._measure(_chain(self.net.activation, zs, self.weights, x.shape[:2], None), x)
         # a point where a non-constant unit sits exactly on a ReLU kink is not reported
         for z, w in zip(zs, self.net.weights, strict=False):
             live = (w != 0).any(-1).unsqueeze(1)
             vals = torch.where(((z == 0) & live).any(-1), torch.zeros_like(vals), vals)
         return vals
+
+    def _measure(self, J: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The norm reported for Jacobians ``J`` at ``x`` (a subclass may restrict it)."""
+        return _norm(J)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -251,6 +255,23 @@ def _per_member(t: torch.Tensor | None, batched: bool):
     return t.numpy() if batched else float(t[0])
 
 
+def _check_points(X, k: int, dim: int) -> torch.Tensor | None:
+    """``X`` as float64 of shape ``(k, n_samples, dim)`` (None stays None), or raise."""
+    if X is None:
+        return None
+    X = check_tensor(X, "X", ndim=(2, 3), dtype=torch.float64)
+    if X.shape[-1] != dim or (X.ndim == 3 and X.shape[0] != k):
+        raise ValidationError(
+            f"X must have shape (n_samples, {dim}) or ({k}, n_samples, {dim}), got {tuple(X.shape)}"
+        )
+    if X.shape[-2] == 0:
+        raise ValidationError(
+            f"X must have at least one row (n_samples >= 1), got shape {tuple(X.shape)}; "
+            "pass X=None to search from random points only"
+        )
+    return X.expand(k, *X.shape[-2:]) if X.ndim == 2 else X
+
+
 def gradient_lower_bound(
     net,
     options: GradientOptions | None = None,
@@ -307,19 +328,7 @@ def gradient_lower_bound(
     real = as_network(net)
     k, dim = real.n_members, real.layer_sizes[0]
     gen = generator if generator is not None else torch.Generator().manual_seed(0)
-    if X is not None:
-        X = check_tensor(X, "X", ndim=(2, 3), dtype=torch.float64)
-        if X.shape[-1] != dim or (X.ndim == 3 and X.shape[0] != k):
-            raise ValidationError(
-                f"X must have shape (n_samples, {dim}) or ({k}, n_samples, {dim}), got "
-                f"{tuple(X.shape)}"
-            )
-        if X.shape[-2] == 0:
-            raise ValidationError(
-                f"X must have at least one row (n_samples >= 1), got shape {tuple(X.shape)}; "
-                "pass X=None to search from random points only"
-            )
-        X = X.expand(k, *X.shape[-2:]) if X.ndim == 2 else X
+    X = _check_points(X, k, dim)
     if real.constant_by_shape:
         x_star = torch.zeros(k, dim, dtype=torch.float64).numpy()
         return LipschitzEstimate(

@@ -37,6 +37,10 @@ from robustlaw.empirical.lipschitz.result import (
     resolve_options,
 )
 from robustlaw.empirical.lipschitz.spectral import SpectralOptions, spectral_product
+from robustlaw.empirical.lipschitz.sphere import (
+    SphereGradientOptions,
+    sphere_gradient_lower_bound,
+)
 from robustlaw.empirical.lipschitz.weights import as_network
 from robustlaw.errors import SolverError, SolverUnavailableError
 
@@ -78,6 +82,9 @@ LIPSCHITZ_METHODS: dict[str, LipschitzMethod] = {
     "lipsdp-neuron": LipschitzMethod(function=lipsdp_neuron, options=LipSDPOptions, kind="upper"),
     "gradient": LipschitzMethod(
         function=gradient_lower_bound, options=GradientOptions, kind="lower"
+    ),
+    "gradient-sphere": LipschitzMethod(
+        function=sphere_gradient_lower_bound, options=SphereGradientOptions, kind="lower"
     ),
 }
 

@@ -19,13 +19,22 @@ from robustlaw.empirical.lipschitz import (
     GradientOptions,
     LipSDPOptions,
     SpectralOptions,
+    SphereGradientOptions,
     estimate_lipschitz,
 )
 from robustlaw.empirical.lipschitz import lipsdp as lipsdp_module
 from robustlaw.errors import SolverError, UnknownNameError, ValidationError
 
 W = [np.array([[1.0, 2.0], [0.0, 1.0], [2.0, 0.0]]), np.array([[1.0, -1.0, 2.0]])]
-NAMES = ["eclipse", "eclipse-fast", "gradient", "lipsdp-layer", "lipsdp-neuron", "spectral"]
+NAMES = [
+    "eclipse",
+    "eclipse-fast",
+    "gradient",
+    "gradient-sphere",
+    "lipsdp-layer",
+    "lipsdp-neuron",
+    "spectral",
+]
 # one bad value per options class, and the option the message must name
 BAD_OPTIONS = {
     GradientOptions: ("ascent_steps", 2.5),
@@ -33,6 +42,7 @@ BAD_OPTIONS = {
     EclipseFastOptions: ("activation", "swish"),
     EclipseOptions: ("max_iter", -1),
     LipSDPOptions: ("ipm_max_iter", 0),
+    SphereGradientOptions: ("step_size", 0.0),
 }
 
 
@@ -61,7 +71,8 @@ def test_single_linear_layer_gives_its_top_singular_value(name):
     assert est.value <= exact * (1 + 1e-12) if est.kind == "lower" else est.value >= exact
 
 
-@pytest.mark.parametrize("name", NAMES)
+# the constant on R^d: "gradient-sphere" bounds the smaller one on the sphere (test_sphere.py)
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "gradient-sphere"])
 def test_ensemble_gives_one_value_per_member_bracketing_the_constant(name):
     # member k is x -> w_k relu(x): its constant is ||w_k^+|| ... at most ||w_k||, attained at
     # x > 0 where every unit is on, so ||w_k|| exactly
