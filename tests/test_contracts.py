@@ -19,6 +19,7 @@ from robustlaw.empirical.ensemble import MLPSpec, init_mlp_ensemble
 from robustlaw.empirical.lipschitz import LIPSCHITZ_METHODS, LipschitzEstimate, estimate_lipschitz
 from robustlaw.empirical.pruning import PRUNERS, PrunePlan, prune
 from robustlaw.empirical.training import (
+    CONSTRAINTS,
     GRADIENT_NOISES,
     LOSSES,
     OPTIMIZERS,
@@ -141,6 +142,7 @@ PARTS = {
     "stopping": STOPPING_RULES,
     "gradient_noise": GRADIENT_NOISES,
     "penalty": PENALTIES,
+    "constraint": CONSTRAINTS,
 }
 PART_ENTRIES = [(field, name) for field, reg in PARTS.items() for name in sorted(reg)]
 

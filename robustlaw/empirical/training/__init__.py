@@ -15,6 +15,7 @@ part                      classes                                         regist
 ``penalty``               :class:`L2Penalty`, :class:`SpectralPenalty`,   :data:`PENALTIES`
                           :class:`TwoLayerOperatorPenalty`,
                           :class:`PathNormPenalty`
+``constraint``            :class:`SpectralBall`                           :data:`CONSTRAINTS`
 ========================  ==============================================  ==================
 
 :func:`train_ensemble` and :func:`train_params` run the training and return a
@@ -28,6 +29,13 @@ Examples
 CrossEntropy(fit_margin=0.06931471805599453)
 """
 
+from robustlaw.empirical.training.constraints import (
+    CONSTRAINTS,
+    Constraint,
+    ConstraintState,
+    SpectralBall,
+    resolve_constraint,
+)
 from robustlaw.empirical.training.losses import (
     LOSSES,
     MSE,
@@ -81,6 +89,7 @@ from robustlaw.empirical.training.train import (
 )
 
 __all__ = [
+    "CONSTRAINTS",
     "DIVERGENCE_FACTOR",
     "GRADIENT_NOISES",
     "LOSSES",
@@ -93,6 +102,8 @@ __all__ = [
     "AdamW",
     "BelowNoise",
     "CheckPass",
+    "Constraint",
+    "ConstraintState",
     "Converged",
     "CrossEntropy",
     "GaussianGradientNoise",
@@ -106,6 +117,7 @@ __all__ = [
     "PathNormPenalty",
     "Penalty",
     "PenaltyState",
+    "SpectralBall",
     "SpectralPenalty",
     "StoppingRule",
     "TrainOptions",
@@ -113,6 +125,7 @@ __all__ = [
     "TrainResult",
     "TwoLayerOperatorPenalty",
     "prepare_targets",
+    "resolve_constraint",
     "resolve_gradient_noise",
     "resolve_loss",
     "resolve_optimizer",

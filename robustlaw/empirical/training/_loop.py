@@ -182,6 +182,10 @@ class Trainer:
         self.penalty_state = None if self.penalty is None else self.penalty.init(self.params)
         self.optimizer = options.optimizer
         self.optimizer_state = self.optimizer.init(self.leaves)
+        self.constraint = options.constraint  # THEORY §7.2: a projection after every step
+        self.constraint_state = (
+            None if self.constraint is None else self.constraint.init(self.params)
+        )
         k = len(seeds)
         self.active = torch.ones(k, dtype=torch.bool, device=lr.device)
         self.met = torch.zeros(k, dtype=torch.bool, device=lr.device)
@@ -341,6 +345,8 @@ class Trainer:
             )
         zero_pruned(grads, self.step_masks)
         self.optimizer.step(self.leaves, grads, self.optimizer_state, self.lr, self.active)
+        if self.constraint is not None:  # THEORY §7.2: project right after the step
+            self.constraint.project(self.params, self.constraint_state, self.active)
 
     def _add_noise(self, grads: Params) -> None:
         if self.noise is None:

@@ -1,9 +1,10 @@
 """``TrainOptions``: how to train an ensemble, composed of parts.
 
 The parts are the optimizer (:mod:`.optimizers`), the loss (:mod:`.losses`), the stopping rule
-(:mod:`.stopping`), the gradient noise (:mod:`.noise`) and the penalty (:mod:`.penalties`): each
-a small frozen dataclass from a registry. A part may be given by its registered name
-(``loss="cross-entropy"``), which builds that part with its defaults.
+(:mod:`.stopping`), the gradient noise (:mod:`.noise`), the penalty (:mod:`.penalties`) and the
+constraint (:mod:`.constraints`): each a small frozen dataclass from a registry. A part may be
+given by its registered name (``loss="cross-entropy"``), which builds that part with its
+defaults.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from robustlaw._validation import check_integer
+from robustlaw.empirical.training.constraints import Constraint, resolve_constraint
 from robustlaw.empirical.training.losses import MSE, Loss, resolve_loss
 from robustlaw.empirical.training.noise import GradientNoise, resolve_gradient_noise
 from robustlaw.empirical.training.optimizers import Adam, Optimizer, resolve_optimizer
@@ -53,6 +55,10 @@ class TrainOptions:
     penalty : Penalty or str or None
         A per-member term added to the objective (:class:`~.penalties.L2Penalty`); None adds
         none. The slot for spectral and gradient penalties.
+    constraint : Constraint or str or None
+        A projection applied to the active members right after every optimizer step
+        (:class:`~.constraints.SpectralBall`: layers scaled back to spectral norm ``<= s``,
+        THEORY §7.2), or a name in :data:`~.constraints.CONSTRAINTS`; None projects nothing.
     snapshot_steps : tuple of int
         Steps at which to keep a copy of the parameters (after that many updates; 0 = init).
 
@@ -77,6 +83,7 @@ class TrainOptions:
     check_every: int | None = None
     gradient_noise: GradientNoise | str | None = None
     penalty: Penalty | str | None = None
+    constraint: Constraint | str | None = None
     snapshot_steps: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
@@ -89,6 +96,8 @@ class TrainOptions:
             parts["gradient_noise"] = resolve_gradient_noise(self.gradient_noise)
         if self.penalty is not None:
             parts["penalty"] = resolve_penalty(self.penalty)
+        if self.constraint is not None:
+            parts["constraint"] = resolve_constraint(self.constraint)
         for name, part in parts.items():
             object.__setattr__(self, name, part)
         check_integer(self.max_steps, "max_steps", minimum=0)
