@@ -37,7 +37,7 @@ from robustlaw.experiments import EXPERIMENTS, Store, export, list_experiments, 
 BAD_VALUES = (object(), -1, float("nan"), "no-such-choice", (0.5, -1.0))
 
 
-def _fields_reject_bad_values(options_cls, **required):
+def _assert_fields_reject_bad_values(options_cls, **required):
     """Every field refuses at least one bad value with a ValueError naming it, nothing else."""
     unchecked = []
     for f in dataclasses.fields(options_cls):
@@ -56,7 +56,7 @@ def _fields_reject_bad_values(options_cls, **required):
     assert not unchecked, f"{options_cls.__name__} accepts every bad value of {unchecked}"
 
 
-def _old_name_is_refused(registry_lookup, name):
+def _assert_old_name_is_refused(registry_lookup, name):
     old = name.replace("-", "_")
     if old != name:
         with pytest.raises(UnknownNameError, match=f"it is now called '{name}'"):
@@ -99,8 +99,8 @@ def test_pruner_keeps_exact_counts_and_is_deterministic(name, tiny_data):
 def test_pruner_options_reject_bad_values_and_old_names(name):
     from robustlaw.empirical.pruning import get_pruner
 
-    _fields_reject_bad_values(type(PRUNERS[name].default_options))
-    _old_name_is_refused(get_pruner, name)
+    _assert_fields_reject_bad_values(type(PRUNERS[name].default_options))
+    _assert_old_name_is_refused(get_pruner, name)
 
 
 # -- Lipschitz methods ----------------------------------------------------------------------
@@ -128,8 +128,8 @@ def test_lipschitz_method_brackets_a_linear_map(name):
 
 @pytest.mark.parametrize("name", sorted(LIPSCHITZ_METHODS))
 def test_lipschitz_options_reject_bad_values_and_old_names(name):
-    _fields_reject_bad_values(LIPSCHITZ_METHODS[name].options)
-    _old_name_is_refused(lambda n: estimate_lipschitz(n, [np.eye(2)]), name)
+    _assert_fields_reject_bad_values(LIPSCHITZ_METHODS[name].options)
+    _assert_old_name_is_refused(lambda n: estimate_lipschitz(n, [np.eye(2)]), name)
     with pytest.raises(ValidationError, match="options"):
         estimate_lipschitz(name, [np.eye(2)], options=object())
 
@@ -171,8 +171,8 @@ def test_training_part_trains_and_keeps_masks(field, name, tiny_data):
 @pytest.mark.parametrize(("field", "name"), PART_ENTRIES)
 def test_training_part_options_reject_bad_values_and_old_names(field, name):
     registry = PARTS[field]
-    _fields_reject_bad_values(registry[name])
-    _old_name_is_refused(lambda n: TrainOptions(**{field: n}), name)
+    _assert_fields_reject_bad_values(registry[name])
+    _assert_old_name_is_refused(lambda n: TrainOptions(**{field: n}), name)
     with pytest.raises(TypeError):  # unknown keywords are errors, never dropped
         registry[name](no_such_option=1)
 

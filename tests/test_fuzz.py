@@ -83,13 +83,13 @@ def _p_eff(kept, W, J, eps, mutual_information_bits=0.0):
     return mutual_information_bits + kept * np.log2(1 + 60 * W * J / eps)
 
 
-def _positive(value):
+def _assert_positive(value):
     out = np.asarray(value, dtype=np.float64)
     assert np.all(np.isfinite(out)), value
     assert np.all(out > 0), value
 
 
-def _non_negative(value):
+def _assert_non_negative(value):
     out = np.asarray(value, dtype=np.float64)
     assert np.all(np.isfinite(out)), value
     assert np.all(out >= 0), value
@@ -97,7 +97,7 @@ def _non_negative(value):
 
 def _close(expected):
     def check(value, kwargs):
-        _non_negative(value)  # 0.0 only where the true value underflows float64
+        _assert_non_negative(value)  # 0.0 only where the true value underflows float64
         with np.errstate(all="ignore"):  # the direct formula may overflow where sympy's did not
             want = expected(**{k: np.asarray(v, dtype=np.float64) for k, v in kwargs.items()})
         value, want = np.broadcast_arrays(np.asarray(value), want)
@@ -114,47 +114,51 @@ BOUND_CASES = [
     (
         rb.required_parameter_count,
         {k: v for k, v in BS.items() if k != "p"} | {"L": 1e-3} | OFF,
-        lambda v, kw: _non_negative(v),
+        lambda v, kw: _assert_non_negative(v),
     ),
     (
         rb.required_effective_parameter_count,
         {k: v for k, v in NFP.items() if k != "p_eff"} | {"L": 1e-3} | OFF,
-        lambda v, kw: _non_negative(v),
+        lambda v, kw: _assert_non_negative(v),
     ),
     (
         rb.max_robust_samples,
         {k: v for k, v in BS.items() if k != "n"} | {"L": 1.0} | OFF,
-        lambda v, kw: _non_negative(v),
+        lambda v, kw: _assert_non_negative(v),
     ),
     (
         rb.sparse_max_robust_samples,
         {k: v for k, v in NFP.items() if k != "n"} | {"L": 1.0} | OFF,
-        lambda v, kw: _non_negative(v),
+        lambda v, kw: _assert_non_negative(v),
     ),
     (
         rb.finite_class_failure_probability,
         dict(n=1e4, d=10, log_card=5.0, L=1.0, eps=0.5, c=1.0, k=1),
-        lambda v, kw: (_non_negative(v), np.all(np.asarray(v) <= 1) or pytest.fail(str(v))),
+        lambda v, kw: (_assert_non_negative(v), np.all(np.asarray(v) <= 1) or pytest.fail(str(v))),
     ),
     (
         rb.effective_parameter_count,
         dict(kept=10.0, mutual_information_bits=1.0, W=1.0, J=1.0, eps=0.5),
         _close(_p_eff),
     ),
-    (rb.p_eff_informal, dict(kept=10.0, mutual_information_bits=1.0), lambda v, kw: _positive(v)),
-    (rb.binary_entropy, dict(g=0.3), lambda v, kw: _non_negative(v)),
-    (rb.mask_entropy_upper_bound, dict(p=100.0, kept=10.0), lambda v, kw: _non_negative(v)),
-    (rb.imp_to_pai_ratio, dict(gamma=0.5, bits_per_weight=1.0), lambda v, kw: _positive(v)),
+    (
+        rb.p_eff_informal,
+        dict(kept=10.0, mutual_information_bits=1.0),
+        lambda v, kw: _assert_positive(v),
+    ),
+    (rb.binary_entropy, dict(g=0.3), lambda v, kw: _assert_non_negative(v)),
+    (rb.mask_entropy_upper_bound, dict(p=100.0, kept=10.0), lambda v, kw: _assert_non_negative(v)),
+    (rb.imp_to_pai_ratio, dict(gamma=0.5, bits_per_weight=1.0), lambda v, kw: _assert_positive(v)),
     (
         rb.parameter_lipschitz_constant,
         dict(R=1.0, W_inf=1.0, p=100.0, D=2, Q=1),
-        lambda v, kw: _non_negative(v),
+        lambda v, kw: _assert_non_negative(v),
     ),
-    (rb.box_to_euclidean_diameter, dict(W_inf=1.0, p=100.0), lambda v, kw: _non_negative(v)),
+    (rb.box_to_euclidean_diameter, dict(W_inf=1.0, p=100.0), lambda v, kw: _assert_non_negative(v)),
     (
         lambda **kw: rb.isoperimetry_constant("gaussian", **kw),
         dict(d=10.0, scale=1.0),
-        lambda v, kw: _non_negative(v),
+        lambda v, kw: _assert_non_negative(v),
     ),
     (
         rb.k_condition_holds,
@@ -177,21 +181,23 @@ def test_every_public_bound_function_is_fuzzed():
     assert public - skipped <= fuzzed
 
 
-@pytest.mark.parametrize(("function", "good", "check", "name"), BOUND_ARGS)
+@pytest.mark.parametrize(("function", "good", "assert_valid", "name"), BOUND_ARGS)
 @given(value=NUMERIC)
-def test_bounds_refuse_or_compute(function, good, check, name, value):
+def test_bounds_refuse_or_compute(function, good, assert_valid, name, value):
     kwargs = good | {name: value}
     out = _call(function, kwargs, name)
     if out is not None:
-        check(out, {k: v for k, v in kwargs.items() if k != "check_assumptions"})
+        assert_valid(out, {k: v for k, v in kwargs.items() if k != "check_assumptions"})
 
 
-@pytest.mark.parametrize(("function", "good", "check", "name"), BOUND_ARGS[:9])
+@pytest.mark.parametrize(("function", "good", "assert_valid", "name"), BOUND_ARGS[:9])
 @given(value=st.floats(min_value=1e-3, max_value=1e9))
-def test_bounds_agree_with_the_formula_at_valid_points(function, good, check, name, value):
+def test_bounds_agree_with_the_formula_at_valid_points(function, good, assert_valid, name, value):
     out = _call(function, good | {name: value}, name)
     if out is not None:
-        check(out, {k: v for k, v in (good | {name: value}).items() if k != "check_assumptions"})
+        assert_valid(
+            out, {k: v for k, v in (good | {name: value}).items() if k != "check_assumptions"}
+        )
 
 
 # ---- empirical options ----------------------------------------------------------------------
@@ -210,14 +216,14 @@ def test_optimizer_learning_rate(value):
         opt = _call(cls, dict(lr=value), "lr")
         if opt is not None:
             lrs = np.atleast_1d(np.asarray(opt.lr, dtype=np.float64))
-            _positive(lrs)
+            _assert_positive(lrs)
 
 
 @given(value=NUMERIC)
 def test_stopping_eps(value):
     rule = _call(BelowNoise, dict(eps=value), "eps")
     if rule is not None:
-        _non_negative(rule.eps)
+        _assert_non_negative(rule.eps)
 
 
 @pytest.mark.parametrize("name", ["batch_size", "max_steps", "check_every"])
