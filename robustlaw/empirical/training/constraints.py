@@ -13,16 +13,20 @@ The trainer calls ``constraint.init(params)`` once, before the first step, and
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 
-from robustlaw._validation import check_integer, check_interval
+from robustlaw._validation import check_integer
 from robustlaw.empirical.training._parts import resolve_part
-from robustlaw.empirical.training.penalties import _layer_weights, _normalized
-from robustlaw.errors import ValidationError
+from robustlaw.empirical.training._power import (
+    layer_weights,
+    member_values,
+    per_member,
+    power_steps,
+    start_vectors,
+)
 
 __all__ = ["CONSTRAINTS", "Constraint", "ConstraintState", "SpectralBall", "resolve_constraint"]
 
@@ -110,28 +114,13 @@ class SpectralBall(Constraint):
     power_iterations: int = 1
 
     def __post_init__(self) -> None:
-        budget = check_interval(self.budget, "SpectralBall.budget", 0, math.inf)
-        if budget.ndim or isinstance(self.budget, (list, tuple)):  # one budget per member
-            if budget.ndim != 1 or budget.size == 0:
-                raise ValidationError(
-                    f"SpectralBall.budget must be a number or a flat tuple, got {self.budget!r}"
-                )
-            object.__setattr__(self, "budget", tuple(float(b) for b in budget))
-        else:
-            object.__setattr__(self, "budget", float(budget))
+        budget = per_member(self.budget, "SpectralBall.budget", closed="neither")
+        object.__setattr__(self, "budget", budget)
         check_integer(self.power_iterations, "SpectralBall.power_iterations", minimum=1)
 
     def _budgets(self, params: Params) -> torch.Tensor:
         """The budgets as a ``(K,)`` tensor."""
-        first = next(iter(params.values()))
-        n_members = first.shape[0]
-        if isinstance(self.budget, tuple) and len(self.budget) != n_members:
-            raise ValidationError(
-                f"SpectralBall.budget has {len(self.budget)} entries, expected one per member "
-                f"({n_members})"
-            )
-        budget = torch.as_tensor(self.budget, dtype=first.dtype, device=first.device)
-        return budget.expand(n_members)
+        return member_values(self.budget, params, "SpectralBall.budget")
 
     def init(self, params: Params) -> ConstraintState:
         """A fresh state: unit power-iteration vectors ``u`` drawn from a fixed seed.
@@ -142,24 +131,14 @@ class SpectralBall(Constraint):
             If ``params`` holds no stacked weight matrices, or ``budget`` has the wrong length.
         """
         self._budgets(params)
-        state = ConstraintState()
-        generator = torch.Generator().manual_seed(0)
-        for key, w in _layer_weights(params, "SpectralBall"):
-            k, n_out, n_in = w.shape
-            u = torch.randn(k, n_out, generator=generator, dtype=torch.float64)
-            u = _normalized(u.to(dtype=w.dtype, device=w.device))
-            state.vectors[key] = (u, torch.zeros(k, n_in, dtype=w.dtype, device=w.device))
-        return state
+        return ConstraintState(vectors=start_vectors(layer_weights(params, "SpectralBall")))
 
     def project(self, params: Params, state: ConstraintState, active: torch.Tensor) -> None:
         """Scale each active member's weight matrices by ``min(1, s / sigma_l)`` in place."""
         with torch.no_grad():
             budget = self._budgets(params)
-            for key, w in _layer_weights(params, "SpectralBall"):
-                u, v = state.vectors[key]
-                for _ in range(self.power_iterations):
-                    v = _normalized(torch.einsum("koi,ko->ki", w, u))
-                    u = _normalized(torch.einsum("koi,ki->ko", w, v))
+            for key, w in layer_weights(params, "SpectralBall"):
+                u, v = power_steps(w, state.vectors[key][0], self.power_iterations)
                 state.vectors[key] = (u, v)
                 sigma = torch.einsum("ko,koi,ki->k", u, w, v).abs()
                 state.sigma[key] = sigma

@@ -33,6 +33,13 @@ import torch
 
 from robustlaw._validation import check_integer, check_interval
 from robustlaw.empirical.training._parts import resolve_part
+from robustlaw.empirical.training._power import (
+    layer_weights,
+    member_values,
+    per_member,
+    power_steps,
+    start_vectors,
+)
 from robustlaw.errors import ValidationError
 
 __all__ = [
@@ -115,23 +122,6 @@ class PenaltyState:
     n_steps: int = 0
 
 
-def _normalized(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True).clamp_min(torch.finfo(x.dtype).tiny)
-
-
-def _layer_weights(params: Params, cls: str) -> list[tuple[str, torch.Tensor]]:
-    """The stacked ``(K, out, in)`` weight matrices, first layer first."""
-    found = [(k, v) for k, v in params.items() if k.endswith("weight") and v.ndim == 3]
-    if not found:
-        raise ValidationError(f"{cls} needs stacked (K, out, in) weight matrices in params")
-
-    def order(item):
-        head = item[0].split(".", 1)[0]
-        return (0, int(head), item[0]) if head.isdigit() else (1, 0, item[0])
-
-    return sorted(found, key=order)
-
-
 @dataclass(frozen=True, kw_only=True)
 class _LipschitzProxy(Penalty):
     """Shared fields and machinery of the Lipschitz-proxy penalties (THEORY §7.2).
@@ -149,13 +139,8 @@ class _LipschitzProxy(Penalty):
 
     def __post_init__(self) -> None:
         cls = type(self).__name__
-        weight = check_interval(self.weight, f"{cls}.weight", 0, math.inf, closed="left")
-        if weight.ndim or isinstance(self.weight, (list, tuple)):  # one strength per member
-            if weight.ndim != 1 or weight.size == 0:
-                raise ValidationError(
-                    f"{cls}.weight must be a number or a flat tuple, got {self.weight!r}"
-                )
-            object.__setattr__(self, "weight", tuple(float(w) for w in weight))
+        weight = per_member(self.weight, f"{cls}.weight", closed="left")
+        object.__setattr__(self, "weight", weight)
         if self.fit_target is not None:
             check_interval(
                 self.fit_target, f"{cls}.fit_target", 0, math.inf, closed="left", scalar=True
@@ -170,7 +155,7 @@ class _LipschitzProxy(Penalty):
 
     def _layers(self, params: Params) -> list[tuple[str, torch.Tensor]]:
         cls = type(self).__name__
-        layers = _layer_weights(params, cls)
+        layers = layer_weights(params, cls)
         if self.max_layers is not None and len(layers) != self.max_layers:
             raise ValidationError(
                 f"{cls} is defined for networks with exactly {self.max_layers} layers, got "
@@ -180,15 +165,7 @@ class _LipschitzProxy(Penalty):
 
     def _weights(self, params: Params) -> torch.Tensor:
         """The strengths as a ``(K,)`` tensor."""
-        first = next(iter(params.values()))
-        n_members = first.shape[0]
-        if isinstance(self.weight, tuple) and len(self.weight) != n_members:
-            raise ValidationError(
-                f"{type(self).__name__}.weight has {len(self.weight)} entries, expected one per "
-                f"member ({n_members})"
-            )
-        weight = torch.as_tensor(self.weight, dtype=first.dtype, device=first.device)
-        return weight.expand(n_members)
+        return member_values(self.weight, params, f"{type(self).__name__}.weight")
 
     def _spectral_layers(self, params: Params) -> list[tuple[str, torch.Tensor]]:
         """The layers whose spectral norm the proxy needs (all, by default)."""
@@ -203,14 +180,7 @@ class _LipschitzProxy(Penalty):
             If the network does not suit the proxy, or ``weight`` has the wrong length.
         """
         self._weights(params)
-        state = PenaltyState()
-        generator = torch.Generator().manual_seed(0)
-        for key, w in self._spectral_layers(params):
-            k, n_out, n_in = w.shape
-            u = torch.randn(k, n_out, generator=generator, dtype=torch.float64)
-            u = _normalized(u.to(dtype=w.dtype, device=w.device))
-            state.vectors[key] = (u, torch.zeros(k, n_in, dtype=w.dtype, device=w.device))
-        return state
+        return PenaltyState(vectors=start_vectors(self._spectral_layers(params)))
 
     def _proxy(self, params: Params, state: PenaltyState) -> torch.Tensor:
         raise NotImplementedError
@@ -252,12 +222,7 @@ class _PowerIterated(_LipschitzProxy):
 
     def _sigma(self, key: str, w: torch.Tensor, state: PenaltyState) -> torch.Tensor:
         """``u^T W v`` per member after ``power_iterations`` steps: its gradient is ``u v^T``."""
-        u, v = state.vectors[key]
-        with torch.no_grad():
-            wd = w.detach()
-            for _ in range(self.power_iterations):
-                v = _normalized(torch.einsum("koi,ko->ki", wd, u))
-                u = _normalized(torch.einsum("koi,ki->ko", wd, v))
+        u, v = power_steps(w, state.vectors[key][0], self.power_iterations)
         state.vectors[key] = (u, v)
         return torch.einsum("ko,koi,ki->k", u, w, v)
 
