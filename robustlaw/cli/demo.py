@@ -2,9 +2,10 @@
 
 It prints the bounds table, runs the ``tiny`` preset of ``lor-scaling`` on the CPU (about a
 minute on a 2-core laptop), writes ``robustlaw-demo/results.sqlite`` and the figures, and prints
-a short measured-versus-bound summary with the paths. Interrupted, it leaves only whole results
-(one SQLite transaction per work unit; figures are written to a temporary file, then renamed);
-running it again resumes.
+a short summary with the paths: per search group the smallest certified fit beside its floor,
+its log-log slope against p below ``p = nd`` and the plateau beyond. Interrupted, it leaves
+only whole results (one SQLite transaction per work unit; figures are written to a temporary
+file, then renamed); running it again resumes.
 """
 
 from __future__ import annotations
@@ -25,16 +26,63 @@ DEMO_EXPERIMENTS = ("lor-scaling",)
 """The experiments the demo runs (each at the chosen preset)."""
 
 SUMMARY_COLUMNS = (
+    "n",
+    "d",
     "method",
     "density",
-    "width",
-    "fit_share",
+    "p",
+    "fit_datasets",
+    "lip_certified",
     "lip_lower",
-    "lip_upper",
-    "bound_nfp",
-    "ratio_nfp",
+    "first_fit_certified",
+    "floor",
+    "ratio",
+    "contradicts",
 )
-SLOPE_COLUMNS = ("method", "x", "slope", "ci_low", "ci_high", "points", "status")
+"""Columns of :func:`robustlaw.compare.smallest_fit_table` the demo prints."""
+SLOPE_COLUMNS = ("n", "d", "role", "slope", "ci_low", "ci_high", "points", "plateau", "status")
+"""Columns of :func:`robustlaw.compare.scaling_slopes` the demo prints."""
+CONSTRUCTION_COLUMNS = ("method", "n", "d", "p", "fit_share", "stated", "lip_certified", "ratio")
+"""Columns of :func:`robustlaw.compare.construction_table` the demo prints."""
+
+_SMALLEST = """Smallest certified Lipschitz upper bound over the search, beside the floor
+(medians over datasets, fits below the noise only; lip_lower is a lower estimate of the chosen
+net, which bounds that net only; floor: Bubeck-Sellke at p for dense nets, No Free Prune at
+p_eff for pruned nets; only a certified value under its floor, ratio < 1, would contradict the
+theorem):"""
+_SLOPES = """Log-log slope of the smallest certified constant against p for p < nd, dense nets
+(the law predicts about -0.5 for the search; the first-fit control is one arbitrary fit and
+may show 0), 95% bootstrap interval over datasets, and the plateau at p >= nd:"""
+
+
+def summary_text(results) -> str:
+    """The measured-versus-bound summary of a ``lor-scaling`` result table, as printed.
+
+    Examples
+    --------
+    >>> from robustlaw.compare import synthetic_results
+    >>> print(summary_text(synthetic_results(sizes=((16, 4),))).splitlines()[0])
+    Smallest certified Lipschitz upper bound over the search, beside the floor
+    """
+    from robustlaw.compare import (
+        construction_table,
+        format_table,
+        scaling_slopes,
+        smallest_fit_table,
+    )
+
+    parts = [_SMALLEST, format_table(smallest_fit_table(results, as_frame=False), SUMMARY_COLUMNS)]
+    slopes = [
+        row
+        for role in ("search", "first-fit")
+        for row in scaling_slopes(results, role=role, as_frame=False)
+    ]
+    parts += ["", _SLOPES, format_table(slopes, SLOPE_COLUMNS)]
+    built = construction_table(results, as_frame=False)
+    if built:
+        head = "Explicit constructions ([BLN] section 3): certified upper bound, ratio to BS floor:"
+        parts += ["", head, format_table(built, CONSTRUCTION_COLUMNS)]
+    return "\n".join(parts)
 
 
 def print_bounds_table() -> None:
@@ -100,7 +148,6 @@ def run_demo(out: Path, *, preset: str, device: str, threads: int | None) -> lis
 
 
 def _measure(out: Path, *, preset: str, device: str, threads: int | None) -> list[Path]:
-    from robustlaw.compare import band_table, format_table, slope_table
     from robustlaw.experiments import draw_figures, load, run
 
     store = out / "results.sqlite"
@@ -113,11 +160,8 @@ def _measure(out: Path, *, preset: str, device: str, threads: int | None) -> lis
             f"({summary.wall_time_s:.1f} s on {summary.device})"
         )
         results = load(store, name, preset=preset, as_frame=False)
-        print("\nMeasured Lipschitz band [lower, upper] beside the No Free Prune bound (medians):")
-        print(format_table(band_table(results, as_frame=False), SUMMARY_COLUMNS))
-        slopes = [r for r in slope_table(results, as_frame=False) if r["y"] == "lip_lower"]
-        print("\nLog-log slope of the lower estimate (the law predicts -0.5):")
-        print(format_table(slopes, SLOPE_COLUMNS))
+        print()
+        print(summary_text(results))
         paths += draw_figures(store, name, out / "figures", preset=preset)
     return paths
 

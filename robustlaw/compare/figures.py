@@ -1,180 +1,258 @@
-"""Figures of measured Lipschitz constants against the Law of Robustness.
+"""Figures of the smallest certified fit against p: the law's curve, its slopes, its plateau.
 
-Every function takes loaded results (a DataFrame or a list of dicts, as
-:func:`robustlaw.experiments.load` returns) and optionally the axes to draw on, and returns the
-:class:`matplotlib.figure.Figure`. Figures are built without pyplot (no global state); styles
-apply only inside :func:`matplotlib.rc_context`.
+Every function takes a ``lor-scaling`` result table (a DataFrame or a list of dicts, as
+:func:`robustlaw.experiments.load` returns) and optionally the axes to draw on, and returns
+the :class:`matplotlib.figure.Figure`. Only fits below the noise are drawn or enter a median.
+What brackets the smallest constant :math:`L^\\star` from above is a *certified upper bound*;
+lower estimates are drawn as brackets of their own network, which bound that network only.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from robustlaw.compare.tables import LAW_SLOPE, slope_table
-from robustlaw.io import FIGURE_DPI, rows_of
+from robustlaw.compare._plot import (
+    STYLE,
+    floor_line,
+    legend_outside,
+    log_ticks,
+    nd_colors,
+    new_axes,
+    proxy,
+)
+from robustlaw.compare._select import (
+    CONSTRUCTION,
+    DENSE,
+    FIRST_FIT,
+    INTERPOLATION,
+    SEARCH,
+    chosen_per_dataset,
+    group,
+    is_fit,
+    load_rows,
+    lower_estimate,
+    median,
+    nd_label,
+)
+from robustlaw.compare.slopes import fit_law_constant, scaling_slopes
+from robustlaw.compare.tables import LAW_SLOPE
 
-__all__ = [
-    "STYLE",
-    "band_figure",
-    "ratio_figure",
-    "slopes_figure",
-]
+__all__ = ["CONSTRUCTION_MARKERS", "STYLE", "slope_figure", "smallest_fit_figure"]
 
-STYLE = {
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "legend.fontsize": 7,
-    "figure.dpi": FIGURE_DPI,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-}
-"""rc settings used inside every figure function (never set globally)."""
+CONSTRUCTION_MARKERS = {"min-norm-linear": "s", "caps": "D", "grouped-min-norm": "P"}
+"""Marker per construction name (others take ``X``, ``*``, ``h`` in turn)."""
 
-X_LABELS = {
-    "kept": "p = kept weights + biases",
-    "p_eff": "p_eff (bits)",
-}
-
-
-def _new_axes(n_panels: int, axes: Sequence[Any] | None, width: float = 3.2, ncols: int = 4):
-    """A figure with ``n_panels`` axes in rows of at most ``ncols`` (or the given axes)."""
-    from matplotlib.figure import Figure
-
-    if axes is not None:
-        axes = list(np.ravel(axes))
-        if len(axes) < n_panels:
-            raise ValueError(f"axes must hold at least {n_panels} axes, got {len(axes)}")
-        return axes[0].figure, axes
-    cols = max(1, min(n_panels, ncols))
-    rows = -(-n_panels // cols)
-    # No layout engine: constrained layout triples the drawing time; saving uses a tight bbox.
-    fig = Figure(figsize=(width * cols, 3.0 * rows))
-    fig.subplots_adjust(wspace=0.3, hspace=0.45)
-    grid = list(np.ravel(fig.subplots(rows, cols, squeeze=False)))
-    for ax in grid[n_panels:]:
-        ax.remove()
-    return fig, grid[:n_panels]
+_CONTROLS = {FIRST_FIT: ("^", "first fit (Adam stopped at the first fit)"),
+             INTERPOLATION: ("v", "full interpolation (Adam)")}  # fmt: skip
+_GRAY = "0.3"
+P_AXIS = "p / (n d)   (parameters per sample and input dimension)"
+LIP_AXIS = "Lipschitz constant (output per unit input)"
 
 
-def _log_axes(ax, x: bool = True) -> None:
-    """Log scales; x minor ticks at 2 and 5 times powers of ten, labelled plainly."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    if x:
-        ax.set_xscale("log")
-        ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
-        ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.tick_params(axis="x", which="minor", labelsize=6)
-    ax.set_yscale("log")
-    ax.yaxis.set_minor_formatter(NullFormatter())
+def _nan(values: list[Any]) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
-def _by(rows, key):
-    out = defaultdict(list)
-    for r in rows:
-        out[r[key]].append(r)
-    return dict(sorted(out.items()))
+def _dense_curves(rows: list[dict[str, Any]]) -> dict[tuple[int, int], dict[str, np.ndarray]]:
+    """Per (n, d), over p: medians over datasets of the chosen fit, its lower estimate, each
+    control (its fits below the noise), the BS floor and whether its k-condition holds."""
+    dense = [r for r in rows if r["method"] == DENSE and r["role"] != CONSTRUCTION]
+    out = {}
+    for (n, d), members in sorted(group(dense, ("n", "d")).items()):
+        cols: dict[str, list] = {k: [] for k in ("p", "certified", "lower", "bound_bs", "k_bs")}
+        cols |= {role: [] for role in _CONTROLS}
+        for (p,), at_p in sorted(group(members, ("p",)).items()):
+            search = [r for r in at_p if r["role"] == SEARCH]
+            if not search:
+                continue
+            chosen = list(chosen_per_dataset(search).values())
+            cols["p"].append(p)
+            cols["certified"].append(median(r["lip_certified"] for r in chosen))
+            cols["lower"].append(median(lower_estimate(r) for r in chosen))
+            cols["bound_bs"].append(median(r["bound_bs"] for r in search))
+            cols["k_bs"].append(all(bool(r["k_condition_bs"]) for r in search))
+            for role in _CONTROLS:
+                fits = (r["lip_certified"] for r in at_p if r["role"] == role and is_fit(r))
+                cols[role].append(median(fits))
+        if cols["p"]:
+            arrays = {k: _nan(v) for k, v in cols.items() if k != "k_bs"}
+            out[(n, d)] = arrays | {"x": arrays["p"] / (n * d), "k_bs": np.array(cols["k_bs"])}
+    return out
 
 
-def _medians(rows, x, ys):
-    """Sorted x values and, for each y column, the median over rows sharing an x value."""
-    by_x = _by([r for r in rows if r.get(x)], x)
-    xs = np.array(list(by_x), dtype=float)
-    cols = {
-        y: np.array([np.median([r[y] for r in g if r.get(y)] or [np.nan]) for g in by_x.values()])
-        for y in ys
-    }
-    return xs, cols
+def _constructions(ax: Any, rows: list[dict[str, Any]], colors: dict) -> list[tuple]:
+    """Construction markers at their own p/(nd); hollow when not fit or conditions fail."""
+    built = [r for r in rows if r["role"] == CONSTRUCTION and r["lip_certified"] is not None]
+    entries, spare = [], iter(("X", "*", "h", "p", "8"))
+    markers = dict(CONSTRUCTION_MARKERS)
+    for name in sorted({r["method"] for r in built}):
+        markers.setdefault(name, next(spare, "o"))
+        entries.append((proxy(ls="", marker=markers[name], color=_GRAY), f"construction: {name}"))
+    keys = ("method", "n", "d", "p")
+    groups = group(({**r, "valid": is_fit(r) and bool(r["conditions_hold"])} for r in built),
+                   (*keys, "valid"))  # fmt: skip
+    for (name, n, d, p, ok), members in sorted(groups.items()):
+        y = median(r["lip_certified"] for r in members)
+        color = colors.get((n, d), _GRAY)
+        ax.plot([p / (n * d)], [y], ls="", marker=markers[name], ms=7, color=color,
+                mfc=color if ok else "none", mew=1.3,
+                label=f"{nd_label(n, d)}: {name}" + ("" if ok else " (hollow)"))  # fmt: skip
+    if any(not (is_fit(r) and r["conditions_hold"]) for r in built):
+        entries.append((proxy(ls="", marker="o", color=_GRAY, mfc="none"),
+                        "hollow: no fit below the noise, or conditions fail"))  # fmt: skip
+    return entries
 
 
-def band_figure(results: Any, *, x: str = "kept", axes: Sequence[Any] | None = None):
-    """Measured Lipschitz band against ``x`` (``"kept"`` or ``"p_eff"``), one panel per method.
+def smallest_fit_figure(results: Any, *, ax: Any = None):
+    """The smallest certified fit over the search against ``p/(nd)``, every ``(n, d)`` at once.
 
-    The shaded band runs from the sound lower estimate to the certified upper bound (medians
-    over seeds, members that fit below the noise level); the dashed line is the No Free Prune
-    bound, the dotted one the law's shape ``sqrt(n d / x)``, both on log-log axes.
+    One log-log panel, one color per ``(n, d)``:
+
+    - line and markers: the median over datasets of the chosen search member's certified upper
+      bound (the smallest among the search members that fit below the noise): an upper
+      bracket of :math:`L^\\star`;
+    - a vertical bracket down to the chosen nets' median lower estimate (on the sphere when
+      measured there): it bounds that network only, not :math:`L^\\star`;
+    - fainter triangles: the two controls (first fit, full interpolation), median certified
+      upper bound over their fits below the noise;
+    - larger markers: the explicit constructions at their own ``p/(nd)``;
+    - dashed: the Bubeck–Sellke floor at ``p``, dotted and faded where its k-condition fails;
+    - dash-dotted: ``c sqrt(nd/p)`` with ``c`` from :func:`fit_law_constant`; a vertical line
+      at ``p = nd``, beyond which the law predicts a plateau.
+
+    Only a certified value under the floor would contradict the theorem.
+
+    Examples
+    --------
+    >>> from robustlaw.compare.synthetic import synthetic_results
+    >>> fig = smallest_fit_figure(synthetic_results(constructions=("caps",)))
+    >>> fig.axes[0].get_xscale(), len(fig.legends)
+    ('log', 1)
     """
     import matplotlib as mpl
 
-    rows = [r for r in rows_of(results) if r.get("fit_below_noise")] or rows_of(results)
-    methods = _by(rows, "method")
+    rows = load_rows(results)
+    curves = _dense_curves(rows)
+    colors = nd_colors([*curves, *((r["n"], r["d"]) for r in rows if r["role"] == CONSTRUCTION)])
     with mpl.rc_context(STYLE):
-        fig, axs = _new_axes(len(methods), axes)
-        for ax, (method, mrows) in zip(axs, methods.items(), strict=False):
-            for i, ((n, d), grows) in enumerate(_by_nd(mrows).items()):
-                color = f"C{i}"
-                xs, c = _medians(grows, x, ("lip_lower", "lip_upper", "bound_nfp"))
-                label = f"n={n}, d={d}"
-                ax.fill_between(xs, c["lip_lower"], c["lip_upper"], color=color, alpha=0.25)
-                ax.plot(xs, c["lip_lower"], "o-", color=color, ms=3, label=f"{label}: measured")
-                ax.plot(xs, c["bound_nfp"], "--", color=color, lw=1, label=f"{label}: NFP bound")
-                ax.plot(xs, np.sqrt(n * d / xs), ":", color=color, lw=1, label="sqrt(nd/x)")
-            _log_axes(ax)
-            ax.set(title=method, xlabel=X_LABELS.get(x, x))
-        axs[0].set_ylabel("Lipschitz constant (output per unit input)")
-        axs[0].legend(loc="best")
+        fig, (ax,) = new_axes(1, 1, None if ax is None else [ax], panel=(6.0, 4.6))
+        entries = [(proxy(color=colors[nd], marker="o"), nd_label(*nd)) for nd in colors]
+        for (n, d), c in curves.items():
+            color, label = colors[(n, d)], nd_label(n, d)
+            ax.plot(c["x"], c["certified"], "o-", color=color, ms=4,
+                    label=f"{label}: smallest certified upper bound")  # fmt: skip
+            has = ~np.isnan(c["lower"]) & ~np.isnan(c["certified"])
+            ax.vlines(c["x"][has], c["lower"][has], c["certified"][has], color=color, lw=1.0,
+                      label=f"{label}: lower estimate of the chosen net")  # fmt: skip
+            ax.plot(c["x"][has], c["lower"][has], "_", color=color, ms=8, mew=1.2)
+            for role, (marker, text) in _CONTROLS.items():
+                ax.plot(c["x"], c[role], marker=marker, ls=":", lw=0.8, ms=4, color=color,
+                        alpha=0.45, label=f"{label}: control, {text}")  # fmt: skip
+            floor_line(ax, c["x"], c["bound_bs"], c["k_bs"], color=color,
+                       label=f"{label}: BS floor at p")  # fmt: skip
+        entries += [
+            (proxy(color=_GRAY, marker="o", ms=4), "smallest certified upper bound over the "
+             "search (median over datasets)"),
+            (proxy(color=_GRAY, marker="|", ms=12, mew=1.2, ls=""), "bracket down to the lower "
+             "estimate of that net "
+             "(bounds that net only, not L*)"),
+        ]  # fmt: skip
+        for marker, text in _CONTROLS.values():
+            entries.append((proxy(color=_GRAY, marker=marker, ls=":", alpha=0.45),
+                            f"control: {text}, certified upper bound"))  # fmt: skip
+        entries += _constructions(ax, rows, colors)
+        bs = "Bubeck–Sellke floor at p (Theorem 3)"
+        if any(c["k_bs"].any() for c in curves.values()):
+            entries.append((proxy(color=_GRAY, ls="--"), bs))
+        if any(not c["k_bs"].all() for c in curves.values()):
+            entries.append((proxy(color=_GRAY, ls=":", alpha=0.55), f"{bs}, k-condition fails"))
+        const = fit_law_constant(rows)
+        if const is not None:
+            xmin = min(float(np.nanmin(c["x"])) for c in curves.values())
+            xs = np.geomspace(min(xmin, 1.0), 1.0, 50)
+            text = f"c·sqrt(nd/p), c = {const:.3g} (fit at p < nd, slope -1/2)"
+            ax.plot(xs, const / np.sqrt(xs), "-.", color="k", lw=1.0, label=text)
+            entries.append((proxy(color="k", ls="-.", lw=1.0), text))
+        ax.axvline(1.0, color=_GRAY, lw=0.9, ls=(0, (4, 2, 1, 2)), label="p = nd")
+        entries.append((proxy(color=_GRAY, lw=0.9, ls=(0, (4, 2, 1, 2))), "p = nd"))
+        if not curves:
+            ax.text(0.5, 0.5, "no dense search nets in these results", ha="center",
+                    transform=ax.transAxes)  # fmt: skip
+        log_ticks(ax)
+        ax.set(xlabel=P_AXIS, ylabel=LIP_AXIS)
+        ax.set_title("Smallest certified Lipschitz upper bound over the search\n"
+                     "(dense nets; fits below the noise only; medians over datasets)")  # fmt: skip
+        legend_outside(fig, [ax], entries)
     return fig
 
 
-def _by_nd(rows):
-    out = defaultdict(list)
-    for r in rows:
-        out[(r["n"], r["d"])].append(r)
-    return dict(sorted(out.items()))
+def slope_figure(
+    results: Any,
+    *,
+    roles: Sequence[str] = (SEARCH, FIRST_FIT),
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+    axes: Sequence[Any] | None = None,
+):
+    """Left: the log-log slope below ``p = nd`` per ``(n, d)`` and pooled; right: the plateau.
 
+    The slopes and intervals are :func:`scaling_slopes`'s (bootstrap over datasets) for each
+    role: the search's smallest certified fit and, by default, the first-fit control. The law
+    predicts a slope near -1/2 for the smallest fit; an arbitrary fit may show 0. The right
+    panel shows the median certified constant at ``p >= nd`` with its range over datasets.
 
-def slopes_figure(results: Any, *, ax: Any = None):
-    """Fitted log-log slopes (with confidence intervals) per method, against the law's -1/2."""
+    Examples
+    --------
+    >>> from robustlaw.compare.synthetic import synthetic_results
+    >>> fig = slope_figure(synthetic_results(), n_boot=20)
+    >>> [ax.get_ylabel()[:14] for ax in fig.axes]
+    ['log-log slope ', 'plateau: media']
+    """
     import matplotlib as mpl
 
-    table = rows_of(slope_table(results, as_frame=False))
+    rows = load_rows(results)
+    tables = {r: scaling_slopes(rows, role=r, n_boot=n_boot, level=level, seed=seed,
+                                as_frame=False) for r in roles}  # fmt: skip
+    cats = [(t["n"], t["d"]) for t in next(iter(tables.values()), [])]
     with mpl.rc_context(STYLE):
-        fig, (ax,) = _new_axes(1, None if ax is None else [ax], width=5.0)
-        methods = sorted({r["method"] for r in table})
-        series = sorted({(r["x"], r["y"]) for r in table})
-        width = 0.8 / max(len(series), 1)
-        for j, (xk, yk) in enumerate(series):
-            pts = [
-                (i, r)
-                for i, m in enumerate(methods)
-                for r in table
-                if r["method"] == m and (r["x"], r["y"]) == (xk, yk) and r["status"] == "ok"
-            ]
-            if not pts:
-                continue
-            pos = np.array([i for i, _ in pts]) + (j - (len(series) - 1) / 2) * width
-            slope = np.array([r["slope"] for _, r in pts])
-            err = np.array([[r["slope"] - r["ci_low"], r["ci_high"] - r["slope"]] for _, r in pts])
-            ax.errorbar(pos, slope, yerr=err.T, fmt="o", ms=4, capsize=2, label=f"{yk} vs {xk}")
-        ax.axhline(LAW_SLOPE, color="k", ls="--", lw=1, label="law: -1/2")
-        ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right")
-        ax.set(ylabel="log-log slope (95% CI)", title="Fitted slopes of Lipschitz vs parameters")
-        ax.legend(loc="best")
-    return fig
-
-
-def ratio_figure(results: Any, *, ax: Any = None):
-    """Measured lower estimate divided by the No Free Prune bound, against density per method."""
-    import matplotlib as mpl
-
-    rows = [r for r in rows_of(results) if r.get("fit_below_noise")] or rows_of(results)
-    rows = [{**r, "ratio": r["lip_lower"] / r["bound_nfp"]} for r in rows if r.get("lip_lower")]
-    with mpl.rc_context(STYLE):
-        fig, (ax,) = _new_axes(1, None if ax is None else [ax], width=5.0)
-        for i, (method, mrows) in enumerate(_by(rows, "method").items()):
-            # Dense networks all have density 1: one marker per width, stacked at x = 1.
-            dense = method == "dense"
-            xs, c = _medians(mrows, "kept" if dense else "density", ("ratio",))
-            xs = np.ones_like(xs) if dense else xs
-            ax.plot(xs, c["ratio"], "s" if dense else "o-", color=f"C{i}", label=method)
-        ax.axhline(1.0, color="k", ls="--", lw=1, label="bound (ratio 1)")
-        _log_axes(ax)
-        ax.set(xlabel="density (fraction of weights kept)")
-        ax.set(ylabel="lip_lower / NFP bound", title="Measured-to-bound ratio")
-        ax.legend(loc="best")
+        fig, (left, right) = new_axes(1, 2, axes, panel=(4.0, 3.4))
+        entries, width = [], 0.5 / max(len(roles), 1)
+        for j, role in enumerate(roles):
+            style = {"color": f"C{j}", "marker": "os^v"[j % 4], "ls": "", "ms": 5, "capsize": 3}
+            pos = np.arange(len(cats)) + (j - (len(roles) - 1) / 2) * width
+            for ax, (mid, low, high) in (
+                (left, ("slope", "ci_low", "ci_high")),
+                (right, ("plateau", "plateau_low", "plateau_high")),
+            ):
+                t = tables[role]
+                y = _nan([r[mid] for r in t])
+                lo, hi = _nan([r[low] for r in t]), _nan([r[high] for r in t])
+                err = np.clip(np.nan_to_num(np.vstack([y - lo, hi - y]), nan=0.0), 0, None)
+                ax.errorbar(pos, y, yerr=err, label=role, **style)  # fmt: skip
+            entries.append((proxy(**{k: v for k, v in style.items() if k != "capsize"}),
+                            "search (smallest certified fit)" if role == SEARCH
+                            else f"control: {role}"))  # fmt: skip
+        drawn = [v for t in tables.values() for r in t for v in (r["ci_low"], r["ci_high"],
+                 r["slope"]) if v is not None]  # fmt: skip
+        low, high = min([LAW_SLOPE, *drawn]), max([0.0, *drawn])
+        left.set_ylim(low - 0.08 * (high - low), high + 0.08 * (high - low))
+        left.axhline(LAW_SLOPE, color="k", ls="--", lw=1, label="law: -1/2")
+        left.axhline(0.0, color=_GRAY, ls=":", lw=1, label="slope 0")
+        entries += [(proxy(color="k", ls="--", lw=1), "law: slope -1/2 (p < nd)"),
+                    (proxy(color=_GRAY, ls=":", lw=1), "slope 0: no dependence on p")]  # fmt: skip
+        names = [f"n={n}\nd={d}" if n != "all" else "pooled" for n, d in cats]
+        for ax in (left, right):
+            ax.set_xticks(range(len(cats)), names)
+            ax.set_xlim(-0.6, len(cats) - 0.4)
+        left.set(ylabel=f"log-log slope of certified L vs p ({level:.0%} interval)")
+        left.set_title("Slope below p = nd\n(bootstrap over datasets; fits below the noise)")
+        right.set(ylabel="plateau: median certified L at p ≥ nd")
+        right.set_title("Plateau at p ≥ nd\n(median and range over datasets)")
+        log_ticks(right, x=False)
+        entries.append((proxy(color=_GRAY, marker="|", ls="", ms=10), "bar: interval / range"))
+        legend_outside(fig, [left, right], entries)
     return fig

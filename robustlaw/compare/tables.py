@@ -1,79 +1,196 @@
-"""Measured-versus-bound tables of ``lor-scaling``-style results.
+"""Tables of a ``lor-scaling`` result: the smallest certified fit beside the floors.
 
 Pure functions of a result table: input is a DataFrame or a list of dicts (what
-:func:`robustlaw.experiments.load` returns), one row per trained member with at least
-``method``, ``density``, ``n``, ``d``, ``width``, ``kept``, ``p_eff``, ``lip_lower``,
-``lip_upper``, ``bound_bs``, ``bound_nfp`` and ``fit_below_noise``. Outputs are DataFrames
-when pandas is installed, else lists of dicts.
+:func:`robustlaw.experiments.load` returns), one row per network with the columns of
+:data:`COLUMNS`. Outputs are DataFrames when pandas is installed, else lists of dicts.
+
+Only fits below the noise enter any median (``THEORY.md`` §7.1). Only a certified upper bound
+(``lip_certified``) of such a fit that lies under its floor contradicts a theorem: the
+``contradicts`` columns test exactly that. Lower estimates (``lip_lower``, ``lip_support``)
+bound their own network only, never the smallest constant :math:`L^\\star`, so a lower estimate
+under a floor contradicts nothing.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from robustlaw.errors import ValidationError
+from robustlaw.compare._select import (
+    COLUMNS,
+    CONSTRUCTION,
+    CONTROLS,
+    GROUP_KEYS,
+    SEARCH,
+    chosen_per_dataset,
+    floor,
+    floor_name,
+    group,
+    is_fit,
+    load_rows,
+    median,
+    method_order,
+)
 from robustlaw.io import rows_of, to_frame
 
-__all__ = ["LAW_SLOPE", "band_table", "fit_slope", "format_table", "slope_table"]
+__all__ = [
+    "COLUMNS",
+    "LAW_SLOPE",
+    "construction_table",
+    "fit_slope",
+    "format_table",
+    "smallest_fit_table",
+]
 
 LAW_SLOPE = -0.5
-"""The log-log slope of the minimal Lipschitz constant against p (or p_eff) the law predicts."""
-
-GROUP_KEYS = ("method", "density", "width", "n", "d")
-
-
-def _require(rows: list[dict[str, Any]], columns: Iterable[str]) -> None:
-    if not rows:
-        raise ValidationError("results are empty: run the experiment first")
-    missing = [c for c in columns if c not in rows[0]]
-    if missing:
-        raise ValidationError(f"results lack the columns {missing}")
+"""The log-log slope of the smallest Lipschitz constant against p for p < nd that the law
+predicts."""
 
 
-def _median(rows: list[dict[str, Any]], key: str) -> float | None:
-    values = [r[key] for r in rows if r.get(key) is not None]
-    return float(np.median(values)) if values else None
+def smallest_fit_table(results: Any, *, as_frame: bool | None = None):
+    """Per search group: the smallest certified fit over datasets, its controls and floors.
 
+    A group is one ``(n, d, method, density, width, p)``; its rows are the search members of
+    every dataset. For each dataset the chosen member (the smallest certified upper bound
+    among search members that fit below the noise) brackets :math:`L^\\star` from above.
 
-def band_table(results: Any, *, as_frame: bool | None = None):
-    """Per method, density, width and (n, d): the measured band, the bounds and their ratios.
+    Parameters
+    ----------
+    results : DataFrame or list of dict
+        A ``lor-scaling`` result table.
+    as_frame : bool, optional
+        True: a DataFrame; False: a list of dicts; None: a DataFrame when pandas is installed.
 
-    Medians over the members of each group (seeds). ``lip_lower`` to ``lip_upper`` is the
-    measured Lipschitz band (sound lower estimate to certified upper bound); ``ratio_bs`` and
-    ``ratio_nfp`` are ``lip_lower`` divided by each bound (a ratio below 1 would contradict the
-    theorem, or its assumptions, for a member that fits below the noise level). ``fit_share``
-    is the fraction of members that fit below the noise level.
+    Returns
+    -------
+    DataFrame or list of dict
+        One row per group (dense first), with columns
+
+        - ``n, d, method, density, width, p``; ``kept``, ``p_eff`` (bits) and
+          ``p_eff_informal`` (kept + mask bits);
+        - ``datasets``: datasets with search members; ``fit_datasets``: those with a chosen
+          fit below the noise; ``fit_share``: share of search members that fit below the noise;
+        - ``lip_certified`` (median over datasets of the chosen member's certified upper
+          bound), ``lip_certified_min``, ``lip_certified_max``;
+        - ``lip_lower``, ``lip_support``: medians of the chosen members' lower estimates (each
+          bounds that network only, not :math:`L^\\star`);
+        - ``first_fit_certified``, ``interpolation_certified``: median certified upper bound of
+          each control over its fits below the noise;
+        - ``bound_bs`` (floor at ``p``), ``bound_nfp`` (floor at ``p_eff``),
+          ``k_condition_bs``, ``k_condition_nfp`` (whether each holds for every row);
+        - ``floor``: which floor the group is held to (BS at p when dense, NFP at p_eff when
+          pruned); ``ratio``: median over datasets of chosen certified value / that floor;
+        - ``contradicts``: whether any dataset's chosen certified value lies under its floor
+          (the only finding that would contradict the theorem).
+
+    Raises
+    ------
+    ValidationError
+        If ``results`` is empty or lacks a column.
 
     Examples
     --------
-    >>> rows = [dict(method="dense", density=1.0, width=8, n=4, d=2, kept=10, p_eff=50.0,
-    ...              lip_lower=2.0, lip_upper=3.0, bound_bs=0.01, bound_nfp=0.001,
-    ...              fit_below_noise=True)]
-    >>> band_table(rows, as_frame=False)[0]["ratio_nfp"]
-    2000.0
+    >>> from robustlaw.compare.synthetic import synthetic_results
+    >>> table = smallest_fit_table(synthetic_results(), as_frame=False)
+    >>> row = table[0]
+    >>> row["n"], row["p"], row["fit_datasets"], row["lip_certified"], row["contradicts"]
+    (16, 8, 3, 5.656854249492381, False)
+    >>> row["first_fit_certified"], row["floor"]
+    (4.0, 'BS at p')
     """
-    rows = rows_of(results)
-    cols = ("kept", "p_eff", "lip_lower", "lip_upper", "bound_bs", "bound_nfp", "fit_below_noise")
-    _require(rows, GROUP_KEYS + cols)
-    groups: dict[tuple, list] = defaultdict(list)
-    for r in rows:
-        groups[tuple(r[k] for k in GROUP_KEYS)].append(r)
+    rows = load_rows(results)
+    groups = group((r for r in rows if r["role"] != CONSTRUCTION), GROUP_KEYS)
     out = []
-    for key in sorted(groups, key=lambda k: (k[0], -k[1], k[2], k[3], k[4])):
-        g = groups[key]
+    for key in sorted(groups, key=_group_order):
+        members = groups[key]
+        search = [r for r in members if r["role"] == SEARCH]
+        if not search:
+            continue
+        chosen = list(chosen_per_dataset(search).values())
+        certified = [r["lip_certified"] for r in chosen]
+        ratios = [r["lip_certified"] / floor(r) for r in chosen]
         row = dict(zip(GROUP_KEYS, key, strict=True))
-        row["members"] = len(g)
-        row["fit_share"] = sum(bool(r["fit_below_noise"]) for r in g) / len(g)
-        for c in cols[:-1]:
-            row[c] = _median(g, c)
-        low = row["lip_lower"]
-        row["ratio_bs"] = low / row["bound_bs"] if low is not None else None
-        row["ratio_nfp"] = low / row["bound_nfp"] if low is not None else None
+        for col in ("kept", "p_eff", "p_eff_informal"):
+            row[col] = median(r[col] for r in search)
+        row["datasets"] = len({r["dataset"] for r in search})
+        row["fit_datasets"] = len(chosen)
+        row["fit_share"] = sum(is_fit(r) for r in search) / len(search)
+        row["lip_certified"] = median(certified)
+        row["lip_certified_min"] = min(certified, default=None)
+        row["lip_certified_max"] = max(certified, default=None)
+        row["lip_lower"] = median(r["lip_lower"] for r in chosen)
+        row["lip_support"] = median(r["lip_support"] for r in chosen)
+        for role in CONTROLS:
+            fits = [r["lip_certified"] for r in members if r["role"] == role and is_fit(r)]
+            row[f"{role.replace('-', '_')}_certified"] = median(fits)
+        row["bound_bs"] = median(r["bound_bs"] for r in search)
+        row["bound_nfp"] = median(r["bound_nfp"] for r in search)
+        row["k_condition_bs"] = all(bool(r["k_condition_bs"]) for r in search)
+        row["k_condition_nfp"] = all(bool(r["k_condition_nfp"]) for r in search)
+        row["floor"] = floor_name(row["method"])
+        row["ratio"] = median(ratios)
+        row["contradicts"] = any(v < 1 for v in ratios)
+        out.append(row)
+    return to_frame(out, as_frame=as_frame)
+
+
+def _group_order(key: tuple) -> tuple:
+    n, d, method, density, width, p = key
+    return (n, d, method_order(method), -density, width, p)
+
+
+def construction_table(results: Any, *, as_frame: bool | None = None):
+    """Per construction, ``(n, d)`` and architecture: its fits, conditions and constants.
+
+    Each explicit interpolator of [BLN] §3 that fits below the noise brackets
+    :math:`L^\\star` from above at its own ``p``, whatever its stated conditions.
+
+    Parameters
+    ----------
+    results : DataFrame or list of dict
+        A ``lor-scaling`` result table.
+    as_frame : bool, optional
+        True: a DataFrame; False: a list of dicts; None: a DataFrame when pandas is installed.
+
+    Returns
+    -------
+    DataFrame or list of dict
+        One row per ``(method, n, d, width, p)``: ``datasets``; ``fit_share`` (share of
+        datasets where it fits below the noise) and ``conditions_share`` (where its conditions
+        hold); ``stated`` (median stated constant where given); medians over its fits below
+        the noise of ``lip_certified``, ``lip_lower`` and ``lip_support``; ``bound_bs`` (the
+        BS floor at its ``p``); ``ratio`` (median certified / BS floor) and ``contradicts``
+        (any fit's certified value under the floor). Empty when there are no constructions.
+
+    Examples
+    --------
+    >>> from robustlaw.compare.synthetic import synthetic_results
+    >>> rows = synthetic_results(sizes=((16, 4),), constructions=("caps",))
+    >>> row = construction_table(rows, as_frame=False)[0]
+    >>> row["method"], row["p"], row["fit_share"], row["stated"], row["ratio"]
+    ('caps', 256, 1.0, 2.0, 6000.0)
+    """
+    rows = load_rows(results)
+    keys = ("method", "n", "d", "width", "p")
+    groups = group((r for r in rows if r["role"] == CONSTRUCTION), keys)
+    out = []
+    for key in sorted(groups, key=lambda k: (k[1], k[2], k[0], k[4], k[3])):
+        members = groups[key]
+        fits = [r for r in members if is_fit(r)]
+        ratios = [r["lip_certified"] / r["bound_bs"] for r in fits]
+        row = dict(zip(keys, key, strict=True))
+        row["datasets"] = len({r["dataset"] for r in members})
+        row["fit_share"] = sum(bool(r["fit_below_noise"]) for r in members) / len(members)
+        row["conditions_share"] = sum(bool(r["conditions_hold"]) for r in members) / len(members)
+        row["stated"] = median(r["stated_lipschitz"] for r in members)
+        for col in ("lip_certified", "lip_lower", "lip_support"):
+            row[col] = median(r[col] for r in fits)
+        row["bound_bs"] = median(r["bound_bs"] for r in members)
+        row["ratio"] = median(ratios)
+        row["contradicts"] = any(v < 1 for v in ratios)
         out.append(row)
     return to_frame(out, as_frame=as_frame)
 
@@ -130,51 +247,6 @@ def fit_slope(
         "ci_high": slope + half,
         "status": "ok",
     }
-
-
-def slope_table(
-    results: Any,
-    *,
-    xs: Sequence[str] = ("kept", "p_eff"),
-    ys: Sequence[str] = ("lip_lower", "lip_upper"),
-    level: float = 0.95,
-    fitted_only: bool = True,
-    as_frame: bool | None = None,
-):
-    """Per method: log-log slopes of measured Lipschitz constants against ``kept`` and ``p_eff``.
-
-    Each member is a point; intercepts are free per ``(n, d)``. With ``fitted_only`` only
-    members that fit below the noise level (the theorems' condition) enter. ``law_in_ci`` says
-    whether the interval contains the law's slope -1/2.
-    """
-    rows = [r for r in rows_of(results) if r.get("fit_below_noise") or not fitted_only]
-    _require(rows, ("method", "n", "d", *xs, *ys))
-    by_method: dict[str, list] = defaultdict(list)
-    for r in rows:
-        by_method[r["method"]].append(r)
-    out = []
-    for method in sorted(by_method):
-        for x in xs:
-            for y in ys:
-                pts = [r for r in by_method[method] if r[x] and r[y]]
-                fit = fit_slope(
-                    [r[x] for r in pts],
-                    [r[y] for r in pts],
-                    [(r["n"], r["d"]) for r in pts],
-                    level=level,
-                )
-                ok = fit["status"] == "ok"
-                out.append(
-                    {
-                        "method": method,
-                        "x": x,
-                        "y": y,
-                        **fit,
-                        "law_slope": LAW_SLOPE,
-                        "law_in_ci": ok and fit["ci_low"] <= LAW_SLOPE <= fit["ci_high"],
-                    }
-                )
-    return to_frame(out, as_frame=as_frame)
 
 
 def format_table(results: Any, columns: Sequence[str]) -> str:

@@ -14,7 +14,8 @@ part                      classes                                         regist
 ``gradient_noise``        :class:`GaussianGradientNoise`                  :data:`GRADIENT_NOISES`
 ``penalty``               :class:`L2Penalty`, :class:`SpectralPenalty`,   :data:`PENALTIES`
                           :class:`TwoLayerOperatorPenalty`,
-                          :class:`PathNormPenalty`
+                          :class:`PathNormPenalty`,
+                          :class:`GradientPenalty`
 ``constraint``            :class:`SpectralBall`                           :data:`CONSTRAINTS`
 ========================  ==============================================  ==================
 
@@ -36,6 +37,7 @@ from robustlaw.empirical.training.constraints import (
     SpectralBall,
     resolve_constraint,
 )
+from robustlaw.empirical.training.gradient_penalty import GradientPenalty, GradientPenaltyState
 from robustlaw.empirical.training.losses import (
     LOSSES,
     MSE,
@@ -61,6 +63,7 @@ from robustlaw.empirical.training.optimizers import (
 )
 from robustlaw.empirical.training.options import TrainOptions
 from robustlaw.empirical.training.penalties import (
+    FIT_CONSTRAINTS,
     PENALTIES,
     L2Penalty,
     PathNormPenalty,
@@ -91,6 +94,7 @@ from robustlaw.empirical.training.train import (
 __all__ = [
     "CONSTRAINTS",
     "DIVERGENCE_FACTOR",
+    "FIT_CONSTRAINTS",
     "GRADIENT_NOISES",
     "LOSSES",
     "MSE",
@@ -108,6 +112,8 @@ __all__ = [
     "CrossEntropy",
     "GaussianGradientNoise",
     "GradientNoise",
+    "GradientPenalty",
+    "GradientPenaltyState",
     "L2Penalty",
     "Logistic",
     "Loss",

@@ -12,10 +12,23 @@ call returns a ``(n_members,)`` tensor. The objective is the sum over members of
 
 Registry :data:`PENALTIES`: ``"l2"`` (:class:`L2Penalty`) and the Lipschitz proxies of THEORY
 §7.2 (searching for the smoothest fit): ``"spectral"`` (:class:`SpectralPenalty`),
-``"two-layer-operator"`` (:class:`TwoLayerOperatorPenalty`) and ``"path-norm"``
-(:class:`PathNormPenalty`). Their ``weight`` may be a tuple, one strength per member, so one
-ensemble sweeps a grid of strengths; each also takes the hinge fit constraint
-``fit_weight * max(0, MSE - fit_target)`` (THEORY §7.2, with ``fit_target = sigma**2 - eps``).
+``"two-layer-operator"`` (:class:`TwoLayerOperatorPenalty`), ``"path-norm"``
+(:class:`PathNormPenalty`) and ``"gradient"``
+(:class:`~robustlaw.empirical.training.gradient_penalty.GradientPenalty`, not certified). Their
+``weight`` may be a tuple, one strength per member, so one ensemble sweeps a grid of strengths.
+
+Each proxy also takes a fit constraint on ``g = MSE - fit_target`` (THEORY §7.2, with
+``fit_target = sigma**2 - eps``; off while ``fit_target`` is None or ``fit_weight`` is 0),
+chosen by ``fit_constraint`` (:data:`FIT_CONSTRAINTS`):
+
+- ``"hinge"`` (default): adds ``fit_weight * max(0, g)``.
+- ``"augmented-lagrangian"``: adds the Powell-Hestenes-Rockafellar term
+  ``(max(0, lam + rho * g)**2 - lam**2) / (2 * rho)`` with ``rho = fit_weight`` and a
+  per-member multiplier ``lam >= 0`` kept in :attr:`PenaltyState.multipliers`, updated to
+  ``max(0, lam + rho * g)`` (detached) after every ``multiplier_every``-th call
+  (Nocedal & Wright, *Numerical Optimization*, 2nd ed., 2006, §17.4; Bertsekas, *Constrained
+  Optimization and Lagrange Multiplier Methods*, 1982, §3.1). The multiplier grows while the
+  member's fit is above the target, so the constraint is met without raising ``rho``.
 
 References
 ----------
@@ -26,23 +39,24 @@ References
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 
 from robustlaw._validation import check_integer, check_interval
 from robustlaw.empirical.training._parts import resolve_part
-from robustlaw.empirical.training._power import (
-    layer_weights,
-    member_values,
-    per_member,
-    power_steps,
-    start_vectors,
+from robustlaw.empirical.training._power import power_steps
+from robustlaw.empirical.training._proxy import (
+    FIT_CONSTRAINTS,
+    Penalty,
+    PenaltyState,
+    _LipschitzProxy,
 )
-from robustlaw.errors import ValidationError
+from robustlaw.empirical.training.gradient_penalty import GradientPenalty
 
 __all__ = [
+    "FIT_CONSTRAINTS",
     "PENALTIES",
     "L2Penalty",
     "PathNormPenalty",
@@ -54,24 +68,6 @@ __all__ = [
 ]
 
 Params = dict[str, torch.Tensor]
-
-
-class Penalty:
-    """Base of the penalty parts: ``penalty(params, inputs, outputs) -> (n_members,)``.
-
-    Subclasses are frozen keyword-only dataclasses with a class attribute ``name`` (the
-    registry key). A penalty that carries state across steps overrides :meth:`init`; the
-    trainer then passes that state (and the step's targets) to every call.
-    """
-
-    name: ClassVar[str]
-
-    def init(self, params: Params) -> object | None:
-        """The penalty's mutable state for one training run (``None``: stateless)."""
-        return None
-
-    def __call__(self, params: Params, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,112 +98,6 @@ class L2Penalty(Penalty):
 
     def __call__(self, params, inputs, outputs) -> torch.Tensor:
         return self.weight * sum(p.flatten(1).square().sum(dim=1) for p in params.values())
-
-
-@dataclass
-class PenaltyState:
-    """The mutable state of one training run's penalty (created by ``penalty.init(params)``).
-
-    Attributes
-    ----------
-    vectors : dict of str to (torch.Tensor, torch.Tensor)
-        Per weight name, the power-iteration vectors ``(u, v)`` of shapes ``(K, out)`` and
-        ``(K, in)`` (detached, unit norm), carried from one step to the next.
-    n_steps : int
-        The number of calls so far (power-iteration steps taken per layer, times
-        ``power_iterations``).
-    """
-
-    vectors: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
-    n_steps: int = 0
-
-
-@dataclass(frozen=True, kw_only=True)
-class _LipschitzProxy(Penalty):
-    """Shared fields and machinery of the Lipschitz-proxy penalties (THEORY §7.2).
-
-    The penalty of member ``k`` is ``weight[k] * P_k(params)
-    + fit_weight * max(0, MSE_k - fit_target)`` with ``P`` the subclass's proxy and ``MSE_k``
-    the member's mean squared error on the step's batch (the hinge fit constraint of
-    THEORY §7.2, ``fit_target = sigma**2 - eps``; off when ``fit_target`` is ``None``).
-    """
-
-    weight: float | tuple[float, ...] = 1e-3
-    fit_target: float | None = None
-    fit_weight: float = 0.0
-    max_layers: ClassVar[int | None] = None
-
-    def __post_init__(self) -> None:
-        cls = type(self).__name__
-        weight = per_member(self.weight, f"{cls}.weight", closed="left")
-        object.__setattr__(self, "weight", weight)
-        if self.fit_target is not None:
-            check_interval(
-                self.fit_target, f"{cls}.fit_target", 0, math.inf, closed="left", scalar=True
-            )
-        check_interval(
-            self.fit_weight, f"{cls}.fit_weight", 0, math.inf, closed="left", scalar=True
-        )
-        if self.fit_weight > 0 and self.fit_target is None:
-            raise ValidationError(f"{cls}.fit_target must be set when fit_weight is positive")
-
-    # -- machinery --------------------------------------------------------------------------
-
-    def _layers(self, params: Params) -> list[tuple[str, torch.Tensor]]:
-        cls = type(self).__name__
-        layers = layer_weights(params, cls)
-        if self.max_layers is not None and len(layers) != self.max_layers:
-            raise ValidationError(
-                f"{cls} is defined for networks with exactly {self.max_layers} layers, got "
-                f"{len(layers)} ({', '.join(k for k, _ in layers)})"
-            )
-        return layers
-
-    def _weights(self, params: Params) -> torch.Tensor:
-        """The strengths as a ``(K,)`` tensor."""
-        return member_values(self.weight, params, f"{type(self).__name__}.weight")
-
-    def _spectral_layers(self, params: Params) -> list[tuple[str, torch.Tensor]]:
-        """The layers whose spectral norm the proxy needs (all, by default)."""
-        return self._layers(params)
-
-    def init(self, params: Params) -> PenaltyState:
-        """A fresh state: unit power-iteration vectors ``u`` drawn from a fixed seed.
-
-        Raises
-        ------
-        ValidationError
-            If the network does not suit the proxy, or ``weight`` has the wrong length.
-        """
-        self._weights(params)
-        return PenaltyState(vectors=start_vectors(self._spectral_layers(params)))
-
-    def _proxy(self, params: Params, state: PenaltyState) -> torch.Tensor:
-        raise NotImplementedError
-
-    def __call__(
-        self,
-        params: Params,
-        inputs: torch.Tensor,
-        outputs: torch.Tensor,
-        state: PenaltyState | None = None,
-        targets: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        if state is None:  # a one-off call: fresh vectors, not carried
-            state = self.init(params)
-        weight = self._weights(params)
-        total = weight * self._proxy(params, state)
-        state.n_steps += 1
-        if self.fit_target is not None and self.fit_weight > 0:
-            cls = type(self).__name__
-            if targets is None or not targets.is_floating_point():
-                raise ValidationError(
-                    f"{cls}.fit_target needs real-valued (MSE) targets, got "
-                    f"{None if targets is None else targets.dtype}"
-                )
-            mse = (outputs - targets).square().mean(dim=-1).mean(dim=1)
-            total = total + self.fit_weight * torch.relu(mse - self.fit_target)
-        return total
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,9 +134,14 @@ class SpectralPenalty(_PowerIterated):
     weight : float or tuple of float
         Strength (loss units per unit of ``log`` Lipschitz), or one per member.
     fit_target : float or None
-        The hinge's MSE target ``sigma**2 - eps``; ``None`` (default) disables the hinge.
+        The fit constraint's MSE target ``sigma**2 - eps``; ``None`` (default) disables it.
     fit_weight : float
-        The hinge's strength: adds ``fit_weight * max(0, MSE - fit_target)``.
+        The hinge's strength (adds ``fit_weight * max(0, MSE - fit_target)``), or the
+        augmented Lagrangian's penalty parameter ``rho``.
+    fit_constraint : str
+        ``"hinge"`` (default) or ``"augmented-lagrangian"`` (module docstring).
+    multiplier_every : int
+        Calls between the augmented Lagrangian's multiplier updates.
     power_iterations : int
         Power-iteration steps per training step (and per one-off call).
 
@@ -261,7 +156,7 @@ class SpectralPenalty(_PowerIterated):
 
     name: ClassVar[str] = "spectral"
 
-    def _proxy(self, params: Params, state: PenaltyState) -> torch.Tensor:
+    def _proxy(self, params: Params, state: PenaltyState, inputs) -> torch.Tensor:
         tiny = torch.finfo(next(iter(params.values())).dtype).tiny
         return sum(
             self._sigma(key, w, state).clamp_min(tiny).log() for key, w in self._layers(params)
@@ -283,9 +178,14 @@ class TwoLayerOperatorPenalty(_PowerIterated):
     weight : float or tuple of float
         Strength, or one per member.
     fit_target : float or None
-        The hinge's MSE target ``sigma**2 - eps``; ``None`` (default) disables the hinge.
+        The fit constraint's MSE target ``sigma**2 - eps``; ``None`` (default) disables it.
     fit_weight : float
-        The hinge's strength: adds ``fit_weight * max(0, MSE - fit_target)``.
+        The hinge's strength (adds ``fit_weight * max(0, MSE - fit_target)``), or the
+        augmented Lagrangian's penalty parameter ``rho``.
+    fit_constraint : str
+        ``"hinge"`` (default) or ``"augmented-lagrangian"`` (module docstring).
+    multiplier_every : int
+        Calls between the augmented Lagrangian's multiplier updates.
     power_iterations : int
         Power-iteration steps per training step (and per one-off call).
 
@@ -301,7 +201,7 @@ class TwoLayerOperatorPenalty(_PowerIterated):
     def _spectral_layers(self, params: Params) -> list[tuple[str, torch.Tensor]]:
         return self._layers(params)[:1]
 
-    def _proxy(self, params: Params, state: PenaltyState) -> torch.Tensor:
+    def _proxy(self, params: Params, state: PenaltyState, inputs) -> torch.Tensor:
         (first, w), (_, a) = self._layers(params)
         return a.flatten(1).norm(dim=1) * self._sigma(first, w, state)
 
@@ -323,9 +223,14 @@ class PathNormPenalty(_LipschitzProxy):
     weight : float or tuple of float
         Strength, or one per member.
     fit_target : float or None
-        The hinge's MSE target ``sigma**2 - eps``; ``None`` (default) disables the hinge.
+        The fit constraint's MSE target ``sigma**2 - eps``; ``None`` (default) disables it.
     fit_weight : float
-        The hinge's strength: adds ``fit_weight * max(0, MSE - fit_target)``.
+        The hinge's strength (adds ``fit_weight * max(0, MSE - fit_target)``), or the
+        augmented Lagrangian's penalty parameter ``rho``.
+    fit_constraint : str
+        ``"hinge"`` (default) or ``"augmented-lagrangian"`` (module docstring).
+    multiplier_every : int
+        Calls between the augmented Lagrangian's multiplier updates.
 
     Examples
     --------
@@ -343,13 +248,20 @@ class PathNormPenalty(_LipschitzProxy):
         self._layers(params)  # refuse other depths at init
         return []
 
-    def _proxy(self, params: Params, state: PenaltyState) -> torch.Tensor:
+    def _proxy(self, params: Params, state: PenaltyState, inputs) -> torch.Tensor:
         (_, w), (_, a) = self._layers(params)
         return (a.norm(dim=1) * w.norm(dim=2)).sum(dim=1)
 
 
 PENALTIES: dict[str, type[Penalty]] = {
-    cls.name: cls for cls in (L2Penalty, SpectralPenalty, TwoLayerOperatorPenalty, PathNormPenalty)
+    cls.name: cls
+    for cls in (
+        L2Penalty,
+        SpectralPenalty,
+        TwoLayerOperatorPenalty,
+        PathNormPenalty,
+        GradientPenalty,
+    )
 }
 """Penalty parts by name."""
 

@@ -1,34 +1,61 @@
-"""Settings, presets and work units of ``lor-scaling``.
+"""Settings, presets and work units of ``lor-scaling``: the law of robustness put to a test.
 
-For each point of a grid of ``(n, d)``, the data are ``x ~ N(0, I_d/d)`` (isoperimetry
-constant ``c = 1``) with random ±1 labels (``sigma^2 = 1``; ``THEORY.md`` §1.1). Dense ReLU
-MLPs of growing width and sparse MLPs of one width, pruned by every requested method at several
-densities, are trained until they fit below the noise level (train MSE of the clipped outputs
-at most ``sigma^2 - eps``). Each trained member is bracketed by a sound Lipschitz lower
-estimate and certified upper bounds, and set beside the Bubeck–Sellke bound ([BS] Theorem 3)
-and the No Free Prune bound ([NFP] Theorem 4).
+The law bounds :math:`L^\\star(n, d, p)`, the *smallest* Lipschitz constant over all fits below
+the noise, from below: :math:`L^\\star \\gtrsim \\sqrt{nd/p}` for :math:`p \\lesssim nd`, and
+:math:`O(1)` is reachable beyond (``THEORY.md`` §7.1). So for every ``(n, d)`` and parameter
+count ``p`` the experiment *searches* for the smoothest fit and brackets :math:`L^\\star`:
 
-Work units: one dense ensemble per ``(n, d, width)`` (its members are the seeds) and one
-sparse ensemble per ``(n, d)`` (its members are methods x densities x seeds). All units at one
-``(n, d)`` share the same data, drawn from ``data_seed``.
+- from above, by the smallest certified upper bound over a grid of penalized trainings (the
+  Lipschitz-proxy penalty of THEORY §7.2 with a hinge fit constraint; strengths and restarts
+  are ensemble members) and by the explicit interpolators of [BLN] (§7.3);
+- from below, by the Bubeck–Sellke floor ([BS] Theorem 3) and, for pruned nets, the No Free
+  Prune floor ([NFP] Theorem 4), each with whether its k-condition holds.
+
+Two controls run beside the search at every point: Adam stopped at the first fit below the
+noise (what ``lor-scaling`` measured before) and Adam run to full interpolation.
+
+Data: inputs uniform on the sphere :math:`\\mathbb S^{d-1}` (``c = d/(d-1)``) by default, with
+uniform ±1 labels (``sigma^2 = 1``). Each entry of ``datasets`` draws an independent dataset, so
+intervals are over datasets. Dense two-layer ReLU nets take widths whose parameter counts are
+log-spaced from ``p_min_over_n * n`` to ``p_max_over_nd * nd``; sparse nets of one width (the
+largest dense width by default) are pruned by every method at densities down to 1%.
+
+Work units, per ``(n, d, dataset)``: one for the dense nets (every width trains in one ensemble,
+zero-padded to the largest), one for the sparse nets, one for the constructions.
 
 References
 ----------
 Bubeck, Sellke, *A Universal Law of Robustness via Isoperimetry*, NeurIPS 2021
 (arXiv:2105.12806). Kumar, Luo, Sellke, *No Free Prune*, ICML 2024 (arXiv:2402.01089).
+Bubeck, Li, Nagaraj, *A law of robustness for two-layers neural networks*, COLT 2021
+(arXiv:2009.14444).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from robustlaw._validation import check_choice, check_integer, check_interval, get_registered
-from robustlaw.empirical.lipschitz import LIPSCHITZ_METHODS, GradientOptions
+from robustlaw.empirical.lipschitz import LIPSCHITZ_METHODS, GradientOptions, SphereGradientOptions
+from robustlaw.empirical.pruning import PRUNERS
+from robustlaw.empirical.training import PENALTIES
 from robustlaw.errors import ValidationError
 from robustlaw.experiments.registry import WorkUnit
 
-__all__ = ["PRESETS", "LorScalingSettings", "expand"]
+__all__ = ["CONSTRUCTIONS", "PRESETS", "SEARCH_PENALTIES", "LorScalingSettings", "dense_widths",
+           "expand"]  # fmt: skip
+
+SEARCH_PENALTIES = ("two-layer-operator", "path-norm", "spectral")
+"""Lipschitz-proxy penalties the search may use (``"spectral"`` is the one for any depth)."""
+
+CONSTRUCTIONS = ("min-norm-linear", "caps", "grouped-min-norm")
+"""The explicit interpolators of [BLN] §3 the experiment can build (THEORY §7.3 (a)-(c))."""
+
+_TWO_LAYER_ONLY = ("two-layer-operator", "path-norm")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,88 +64,175 @@ class LorScalingSettings:
 
     Parameters
     ----------
-    n_samples : tuple of int
-        Training-set sizes n.
-    n_features : tuple of int
-        Input dimensions d.
+    sizes : tuple of (int, int)
+        The ``(n, d)`` pairs: training-set size and input dimension.
+    inputs : {"sphere", "gaussian-normalized"}
+        Input distribution: uniform on the unit sphere (``c = d/(d-1)``, the default) or
+        ``N(0, I_d/d)`` (``c = 1``).
+    datasets : tuple of int
+        One independent dataset (inputs and labels) per entry, drawn from that seed.
     depth : int
-        Hidden layers of every MLP (so ``depth + 1`` linear layers, D in [BS] §3).
-    dense_widths : tuple of int
-        Hidden widths of the dense MLPs.
-    sparse_width : int
-        Hidden width of the pruned MLPs.
+        Hidden layers of every network (1: the two-layer nets of [BLN]).
+    p_min_over_n, p_max_over_nd : float
+        The dense parameter counts run from ``p_min_over_n * n`` to ``p_max_over_nd * n * d``.
+    n_widths : int
+        How many dense widths: their parameter counts are log-spaced over that range (widths
+        that round to the same integer are kept once).
+    sparse_width : int or None
+        Hidden width of the pruned nets; None takes the largest dense width of each ``(n, d)``.
     methods : tuple of str
-        Pruning methods (names in the pruning registry).
+        Pruning methods (names in the pruning registry); empty runs no sparse nets.
     densities : tuple of float
         Fractions of weights kept, each in (0, 1).
-    seeds : tuple of int
-        Member seeds (initialization and randomized masks).
-    data_seed : int
-        Seed of the data at every ``(n, d)``.
-    lr, max_steps : float, int
-        Adam learning rate and step cap (full batch, MSE).
+    search_penalty : str
+        The Lipschitz proxy the search minimizes, one of :data:`SEARCH_PENALTIES`.
+    search_weights : tuple of float
+        Penalty strengths; each is an ensemble member (times ``search_restarts``).
+    search_restarts, sparse_restarts : int
+        Restarts (initialization seeds) per strength for dense and for pruned nets.
+    fit_weight : float
+        Strength of the hinge ``fit_weight * max(0, MSE - (sigma^2 - eps - fit_slack))``.
+    fit_slack : float
+        How far below the theorem's target ``sigma^2 - eps`` the hinge aims (>= 0), so that
+        penalized members land below the noise rather than on its edge.
+    search_lr, search_steps : float, int
+        Adam learning rate and the number of full-batch steps of every search member.
+    control_lr, control_steps : float, int
+        Adam learning rate and step cap of the two controls (first fit, full interpolation).
+    interpolation_margin : float
+        The full-interpolation control stops once every squared error is at most this.
+    constructions : tuple of str
+        The explicit interpolators to build (names in :data:`CONSTRUCTIONS`).
+    grouped_ks : int
+        How many group counts ``k`` the grouped construction takes, log-spaced from
+        ``n log n / d`` to ``n`` ([BLN] Theorem 3's range with C = 1).
     eps : float
-        Fit margin: members must reach train MSE <= 1 - eps; also the bounds' epsilon.
+        The fit margin: a fit is below the noise when its clipped train MSE is at most
+        ``sigma^2 - eps``; also the theorems' epsilon.
     delta : float
-        Failure probability of the bounds.
+        Failure probability of the floors.
     weight_box : float
-        W_inf >= 1: the stated per-coordinate weight box. W = 2 W_inf sqrt(p) (Euclidean
-        diameter) and J_BS = R (W_inf p)^D ([BS] Lemma 3.1, Q = 1); each member records whether
-        its weights lie in the box.
+        W_inf >= 1, the stated per-coordinate weight box of the floors' W and J.
     input_radius : float
-        R, the stated input radius of J_BS; members record the largest training-input norm.
-    lower_method, upper_method, sdp_method : str
-        Lipschitz methods (names in ``LIPSCHITZ_METHODS``): a lower estimate, a cheap certified
-        upper bound run on every member, and a tighter SDP bound run on small networks.
-    lower_options, upper_options, sdp_options : options dataclass, optional
-        The options of each method (its registered options class); None uses its defaults.
+        R, the stated input radius of J_BS (1 for sphere data).
+    upper_method, sdp_method, lower_method, support_lower_method : str
+        Lipschitz methods (names in ``LIPSCHITZ_METHODS``): a cheap certified upper bound run
+        on every member, a tighter SDP bound run on the members that matter (the chosen fit of
+        each search, the controls and the constructions), a lower estimate on ``R^d`` and one
+        on the sphere (used only for sphere data).
+    upper_options, sdp_options, lower_options, support_lower_options : options, optional
+        Each method's options (its registered options class); None uses its defaults.
     sdp_max_neurons : int
-        Run ``sdp_method`` only on networks with at most this many hidden neurons (0 disables
-        it).
+        Run ``sdp_method`` only on networks with at most this many hidden neurons (0: never).
     dtype : {"float32", "float64"}
         Floating-point type of training and measurement.
     """
 
-    n_samples: tuple[int, ...]
-    n_features: tuple[int, ...]
-    depth: int = 2
-    dense_widths: tuple[int, ...]
-    sparse_width: int
-    methods: tuple[str, ...]
-    densities: tuple[float, ...]
-    seeds: tuple[int, ...] = (0, 1)
-    data_seed: int = 0
-    lr: float = 1e-2
-    max_steps: int = 2000
+    sizes: tuple[tuple[int, int], ...]
+    inputs: str = "sphere"
+    datasets: tuple[int, ...] = (0, 1, 2)
+    depth: int = 1
+    p_min_over_n: float = 0.5
+    p_max_over_nd: float = 4.0
+    n_widths: int = 8
+    sparse_width: int | None = None
+    methods: tuple[str, ...] = ()
+    densities: tuple[float, ...] = (0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
+    search_penalty: str = "two-layer-operator"
+    search_weights: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+    search_restarts: int = 2
+    sparse_restarts: int = 1
+    fit_weight: float = 30.0
+    fit_slack: float = 0.05
+    search_lr: float = 1e-2
+    search_steps: int = 1500
+    control_lr: float = 1e-2
+    control_steps: int = 3000
+    interpolation_margin: float = 0.01
+    constructions: tuple[str, ...] = CONSTRUCTIONS
+    grouped_ks: int = 4
     eps: float = 0.5
     delta: float = 0.1
     weight_box: float = 10.0
-    input_radius: float = 3.0
-    lower_method: str = "gradient"
-    lower_options: Any = None
+    input_radius: float = 1.0
     upper_method: str = "spectral"
     upper_options: Any = None
     sdp_method: str = "lipsdp-neuron"
     sdp_options: Any = None
-    sdp_max_neurons: int = 64
+    lower_method: str = "gradient"
+    lower_options: Any = None
+    support_lower_method: str = "gradient-sphere"
+    support_lower_options: Any = None
+    sdp_max_neurons: int = 256
     dtype: str = "float32"
 
     def __post_init__(self) -> None:
-        for name in ("n_samples", "n_features", "dense_widths", "methods", "densities", "seeds"):
-            value = tuple(getattr(self, name))
-            if not value:
-                raise ValidationError(f"{name} must not be empty")
-            object.__setattr__(self, name, value)
+        self._check_grid()
+        check_choice(self.inputs, "inputs", ("sphere", "gaussian-normalized"))
+        check_integer(self.depth, "depth", minimum=1)
+        check_interval(self.p_min_over_n, "p_min_over_n", 0, math.inf)
+        check_interval(self.p_max_over_nd, "p_max_over_nd", 0, math.inf)
+        check_integer(self.n_widths, "n_widths", minimum=2)
+        if self.sparse_width is not None:
+            check_integer(self.sparse_width, "sparse_width", minimum=1)
+        for name in self.methods:
+            get_registered(PRUNERS, name, "pruning method")
         check_interval(self.densities, "densities", 0, 1, closed="neither")
+        check_choice(self.search_penalty, "search_penalty", SEARCH_PENALTIES)
+        get_registered(PENALTIES, self.search_penalty, "penalty")
+        if self.depth > 1 and self.search_penalty in _TWO_LAYER_ONLY:
+            raise ValidationError(
+                f"search_penalty {self.search_penalty!r} is a two-layer proxy; with depth "
+                f"{self.depth} use 'spectral'"
+            )
+        check_interval(self.search_weights, "search_weights", 0, math.inf, closed="left")
+        for name in ("search_restarts", "sparse_restarts", "search_steps", "control_steps"):
+            check_integer(getattr(self, name), name, minimum=1)
+        check_interval(self.fit_weight, "fit_weight", 0, math.inf)
+        check_interval(self.fit_slack, "fit_slack", 0, math.inf, closed="left")
+        for name in ("search_lr", "control_lr", "interpolation_margin"):
+            check_interval(getattr(self, name), name, 0, math.inf)
+        for name in self.constructions:
+            check_choice(name, "constructions entry", CONSTRUCTIONS)
+        check_integer(self.grouped_ks, "grouped_ks", minimum=1)
         check_interval(self.eps, "eps", 0, 1)
         check_interval(self.delta, "delta", 0, 1)
-        check_interval(self.weight_box, "weight_box", 1, float("inf"), closed="left")
-        check_interval(self.input_radius, "input_radius", 0, float("inf"))
+        if self.eps + self.fit_slack >= 1:
+            raise ValidationError(f"eps + fit_slack must be below sigma^2 = 1, got "
+                                  f"{self.eps + self.fit_slack}")  # fmt: skip
+        check_interval(self.weight_box, "weight_box", 1, math.inf, closed="left")
+        check_interval(self.input_radius, "input_radius", 0, math.inf)
         check_integer(self.sdp_max_neurons, "sdp_max_neurons", minimum=0)
         check_choice(self.dtype, "dtype", ("float32", "float64"))
-        for role, kind in (("lower", "lower"), ("upper", "upper"), ("sdp", "upper")):
+        roles = (("lower", "lower"), ("support_lower", "lower"), ("upper", "upper"),
+                 ("sdp", "upper"))  # fmt: skip
+        for role, kind in roles:
             _check_lipschitz(getattr(self, f"{role}_method"), getattr(self, f"{role}_options"),
                              role=role, kind=kind)  # fmt: skip
+
+    def _check_grid(self) -> None:
+        for name in ("sizes", "datasets", "methods", "densities", "search_weights",
+                     "constructions"):  # fmt: skip
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        for name in ("sizes", "datasets", "search_weights"):
+            if not getattr(self, name):
+                raise ValidationError(f"{name} must not be empty")
+        if self.methods and not self.densities:
+            raise ValidationError("densities must not be empty when methods are given")
+        sizes = []
+        for pair in self.sizes:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise ValidationError(f"sizes entries must be (n, d) pairs, got {pair!r}")
+            n = check_integer(pair[0], "n (sizes entry)", minimum=2)
+            d = check_integer(pair[1], "d (sizes entry)", minimum=2)
+            sizes.append((n, d))
+        if len(set(sizes)) != len(sizes):
+            raise ValidationError(f"sizes must not repeat a pair, got {sizes}")
+        object.__setattr__(self, "sizes", tuple(sizes))
+        for seed in self.datasets:
+            check_integer(seed, "datasets entry", minimum=0)
+        if len(set(self.datasets)) != len(self.datasets):
+            raise ValidationError(f"datasets must not repeat a seed, got {self.datasets}")
 
 
 def _check_lipschitz(name: str, options: Any, *, role: str, kind: str) -> None:
@@ -133,23 +247,50 @@ def _check_lipschitz(name: str, options: Any, *, role: str, kind: str) -> None:
         )
 
 
+def _width_for(p: float, d: int, depth: int) -> int:
+    """The hidden width whose MLP ``(d, k, ..., k, 1)`` with biases has about ``p`` parameters."""
+    # p(k) = (depth - 1) k^2 + (d + depth + 1) k + 1
+    a, b, c = depth - 1, d + depth + 1, 1 - p
+    k = (-c / b) if a == 0 else (-b + math.sqrt(b * b - 4 * a * c)) / (2 * a)
+    return max(1, round(k))
+
+
+def dense_widths(settings: LorScalingSettings, n: int, d: int) -> tuple[int, ...]:
+    """The dense widths at ``(n, d)``: parameter counts log-spaced over the settings' range.
+
+    Examples
+    --------
+    >>> s = LorScalingSettings(sizes=((64, 16),))
+    >>> dense_widths(s, 64, 16)
+    (2, 4, 8, 15, 28, 55, 106, 205)
+    """
+    targets = np.geomspace(settings.p_min_over_n * n, settings.p_max_over_nd * n * d,
+                           settings.n_widths)  # fmt: skip
+    return tuple(sorted({_width_for(float(p), d, settings.depth) for p in targets}))
+
+
 def expand(settings: LorScalingSettings) -> tuple[WorkUnit, ...]:
-    """Split the settings into work units: dense ensembles per width, one sparse per (n, d).
+    """Split the settings into work units: per ``(n, d, dataset)`` the dense nets, the sparse
+    nets and the constructions.
 
     Examples
     --------
     >>> [u.key for u in expand(PRESETS["tiny"])][:3]
-    ['n32-d8-dense-w4', 'n32-d8-dense-w8', 'n32-d8-dense-w16']
+    ['n24-d6-data0-dense', 'n24-d6-data0-sparse-w72', 'n24-d6-data0-constructions']
     """
     units = []
-    for n in settings.n_samples:
-        for d in settings.n_features:
-            grid = {"n": n, "d": d}
-            for width in settings.dense_widths:
-                params = {**grid, "width": width, "kind": "dense"}
-                units.append((f"n{n}-d{d}-dense-w{width}", params))
-            params = {**grid, "width": settings.sparse_width, "kind": "sparse"}
-            units.append((f"n{n}-d{d}-sparse-w{settings.sparse_width}", params))
+    for n, d in settings.sizes:
+        widths = dense_widths(settings, n, d)
+        for data in settings.datasets:
+            grid = {"n": n, "d": d, "dataset": data}
+            prefix = f"n{n}-d{d}-data{data}"
+            units.append((f"{prefix}-dense", {**grid, "kind": "dense", "widths": widths}))
+            if settings.methods:
+                width = settings.sparse_width or widths[-1]
+                units.append((f"{prefix}-sparse-w{width}", {**grid, "kind": "sparse",
+                                                             "width": width}))  # fmt: skip
+            if settings.constructions:
+                units.append((f"{prefix}-constructions", {**grid, "kind": "constructions"}))
     return tuple(WorkUnit(key=k, index=i, params=p) for i, (k, p) in enumerate(units))
 
 
@@ -157,41 +298,45 @@ _ALL_METHODS = ("random", "magnitude", "snip", "grasp", "synflow", "magnitude-af
 
 PRESETS = {
     "tiny": LorScalingSettings(
-        n_samples=(32,),
-        n_features=(8,),
-        dense_widths=(4, 8, 16, 32),
-        sparse_width=16,
+        sizes=((24, 6),),
+        datasets=(0, 1),
+        n_widths=4,
         methods=("random", "snip"),
-        densities=(0.5, 0.25),
-        seeds=(0, 1),
-        lr=0.02,
-        max_steps=800,
-        lower_options=GradientOptions(ascent_steps=5, restarts=2),
+        densities=(0.3, 0.1),
+        search_weights=(0.3, 3.0, 30.0),
+        search_restarts=1,
+        search_steps=200,
+        control_steps=300,
+        search_lr=0.03,
+        control_lr=0.03,
+        grouped_ks=2,
+        lower_options=GradientOptions(ascent_steps=5, restarts=2, n_points=128, hop_rounds=5),
+        support_lower_options=SphereGradientOptions(
+            ascent_steps=5, restarts=2, n_points=128, hop_rounds=5
+        ),
         sdp_max_neurons=16,
     ),
     "default": LorScalingSettings(
-        n_samples=(64, 128),
-        n_features=(16,),
-        dense_widths=(8, 16, 32, 64, 128),
-        sparse_width=128,
+        sizes=((64, 16), (128, 8), (32, 32)),
         methods=_ALL_METHODS,
-        densities=(0.5, 0.25, 0.1),
-        seeds=(0, 1, 2),
-        max_steps=1000,
         lower_options=GradientOptions(ascent_steps=20, restarts=4),
+        support_lower_options=SphereGradientOptions(ascent_steps=20, restarts=4),
     ),
     "paper": LorScalingSettings(
-        n_samples=(256, 1024, 4096),
-        n_features=(32, 128),
-        dense_widths=(16, 32, 64, 128, 256, 512, 1024),
-        sparse_width=1024,
+        sizes=((256, 32), (1024, 32), (256, 128), (1024, 128)),
+        datasets=tuple(range(5)),
+        n_widths=10,
         methods=_ALL_METHODS,
-        densities=(0.8, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01),
-        seeds=tuple(range(10)),
-        max_steps=20000,
-        lr=3e-3,
-        dtype="float32",
+        search_weights=(0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0),
+        search_restarts=3,
+        sparse_restarts=2,
+        search_steps=6000,
+        control_steps=20000,
+        search_lr=3e-3,
+        control_lr=3e-3,
+        grouped_ks=6,
         lower_options=GradientOptions(ascent_steps=20, restarts=4),
+        support_lower_options=SphereGradientOptions(ascent_steps=20, restarts=4),
         sdp_max_neurons=1024,
     ),
 }
