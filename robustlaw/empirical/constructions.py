@@ -10,7 +10,15 @@ Lipschitz constant at their parameter counts.
 Reference: S. Bubeck, Y. Li, D. Nagaraj, "A law of robustness for two-layers neural networks",
 COLT 2021 (arXiv:2009.14444), §3 ([BLN]).
 
-The tensor construction of [BLN] Theorem 4 (``THEORY.md`` §7.3 (d)) is not implemented.
+The tensor construction of [BLN] Theorem 4 (``THEORY.md`` §7.3 (d)), ``f(x) = sum_i y_i
+(x_i . x)^q`` with the activation ``t^q``, lives in
+:mod:`robustlaw.empirical.tensor_construction` and is re-exported here:
+:func:`~robustlaw.empirical.tensor_construction.tensor_network` returns a
+:class:`~robustlaw.empirical.tensor_construction.TensorConstructionResult` with the same
+common fields (``name`` to ``n_params``) but explicit weights instead of an ensemble, since
+the toolkit's ensembles have no polynomial activation and its global certified bounds do not
+apply to one; it carries its own certified upper bound and lower estimate of the constant on
+the unit sphere (:mod:`robustlaw.empirical.tensor_lipschitz`).
 """
 
 from __future__ import annotations
@@ -23,13 +31,16 @@ import torch
 
 from robustlaw._validation import check_integer, check_interval, check_tensor
 from robustlaw.empirical.ensemble import Ensemble, MLPSpec
+from robustlaw.empirical.tensor_construction import TensorConstructionResult, tensor_network
 from robustlaw.errors import ValidationError
 
 __all__ = [
     "ConstructionResult",
+    "TensorConstructionResult",
     "caps_network",
     "grouped_min_norm_network",
     "min_norm_linear",
+    "tensor_network",
 ]
 
 _F64 = torch.float64
