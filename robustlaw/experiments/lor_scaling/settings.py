@@ -52,8 +52,8 @@ __all__ = ["CONSTRUCTIONS", "PRESETS", "SEARCH_PENALTIES", "LorScalingSettings",
 SEARCH_PENALTIES = ("two-layer-operator", "path-norm", "spectral")
 """Lipschitz-proxy penalties the search may use (``"spectral"`` is the one for any depth)."""
 
-CONSTRUCTIONS = ("min-norm-linear", "caps", "grouped-min-norm")
-"""The explicit interpolators of [BLN] §3 the experiment can build (THEORY §7.3 (a)-(c))."""
+CONSTRUCTIONS = ("min-norm-linear", "caps", "grouped-min-norm", "tensor")
+"""The explicit interpolators of [BLN] §3 the experiment can build (THEORY §7.3 (a)-(d))."""
 
 _TWO_LAYER_ONLY = ("two-layer-operator", "path-norm")
 
