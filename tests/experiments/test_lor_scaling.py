@@ -49,8 +49,10 @@ def test_every_network_is_stored_once(rows):
     built = len(TINY.constructions) - 1 + len(_grouped_ks(n, d, TINY.grouped_ks))
     for r in rows:
         per_data[r["dataset"], r["role"]] += 1
+    sparse_weights = TINY.sparse_search_weights or TINY.search_weights
     for data in TINY.datasets:
-        assert per_data[data, "search"] == (dense + sparse) * len(TINY.search_weights)
+        searched = dense * len(TINY.search_weights) + sparse * len(sparse_weights)
+        assert per_data[data, "search"] == searched
         assert per_data[data, "first-fit"] == per_data[data, "interpolation"] == dense + sparse
         assert per_data[data, "construction"] == built
     assert len(rows) == sum(per_data.values())
@@ -86,8 +88,12 @@ def test_one_chosen_fit_per_group_has_the_smallest_certified_bound(rows):
         groups[r["n"], r["d"], r["dataset"], r["method"], r["density"], r["width"]].append(r)
     n_chosen = 0
     for members in groups.values():
-        assert len(members) == len(TINY.search_weights) * (
-            TINY.search_restarts if members[0]["method"] == "dense" else TINY.sparse_restarts
+        dense = members[0]["method"] == "dense"
+        weights = (
+            TINY.search_weights if dense else TINY.sparse_search_weights or TINY.search_weights
+        )
+        assert len(members) == len(weights) * (
+            TINY.search_restarts if dense else TINY.sparse_restarts
         )
         fits = [r for r in members if r["fit_below_noise"] and r["lip_upper"] is not None]
         chosen = [r for r in members if r["chosen"]]
@@ -105,7 +111,8 @@ def test_brackets_are_ordered_and_measured_where_they_matter(rows):
     for r in rows:
         if r["method"] == "tensor":  # polynomial: only its own bound and search on the sphere
             assert r["lip_upper_method"] == "tensor-unfolding"
-            assert r["lip_lower"] is None and r["lip_sdp"] is None
+            assert r["lip_lower"] is None
+            assert r["lip_sdp"] is None
             assert r["lip_support"] <= r["lip_certified"] * TOL
             continue
         full = r["chosen"] or r["role"] != "search"
@@ -136,7 +143,7 @@ def test_fits_and_controls_follow_their_rules(rows):
             assert r["train_mse"] <= TINY.interpolation_margin
     for r in _of(rows, "search"):
         assert r["n_steps"] == TINY.search_steps
-        assert r["search_weight"] in TINY.search_weights
+        assert r["search_weight"] in TINY.search_weights + (TINY.sparse_search_weights or ())
 
 
 def test_constructions_report_their_conditions(rows):

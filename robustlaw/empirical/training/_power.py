@@ -81,6 +81,6 @@ def power_steps(w: torch.Tensor, u: torch.Tensor, steps: int) -> tuple[torch.Ten
     with torch.no_grad():
         w = w.detach()
         for _ in range(steps):
-            v = normalized(torch.einsum("koi,ko->ki", w, u))
-            u = normalized(torch.einsum("koi,ki->ko", w, v))
+            v = normalized(torch.bmm(u.unsqueeze(1), w).squeeze(1))  # W^T u, batched
+            u = normalized(torch.bmm(w, v.unsqueeze(2)).squeeze(2))  # W v
     return u, v

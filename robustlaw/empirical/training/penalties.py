@@ -114,7 +114,7 @@ class _PowerIterated(_LipschitzProxy):
         """``u^T W v`` per member after ``power_iterations`` steps: its gradient is ``u v^T``."""
         u, v = power_steps(w, state.vectors[key][0], self.power_iterations)
         state.vectors[key] = (u, v)
-        return torch.einsum("ko,koi,ki->k", u, w, v)
+        return torch.bmm(torch.bmm(u.unsqueeze(1), w), v.unsqueeze(2)).reshape(-1)  # u^T W v
 
 
 @dataclass(frozen=True, kw_only=True)

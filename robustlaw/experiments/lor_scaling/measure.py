@@ -38,14 +38,16 @@ from robustlaw.experiments.registry import WorkUnit
 __all__ = ["CONSTRUCTION_BUILDERS", "UNIT_KINDS", "grouped_ks", "measure"]
 
 
-def _search_and_controls(u: UnitContext, base: Ensemble, recipes: Sequence[Member]):
-    """Search every base member (penalty strengths x restarts), then run both controls.
+def _search_and_controls(
+    u: UnitContext, base: Ensemble, recipes: Sequence[Member], weights: Sequence[float]
+):
+    """Search every base member (penalty ``weights`` x restarts), then run both controls.
 
     ``base`` holds one member per mask recipe, width and restart, in the order of ``recipes``.
     """
     s = u.s
-    members = [replace(r, weight=w) for r in recipes for w in s.search_weights]
-    search, steps = u.train(repeat_members(base, len(s.search_weights)),
+    members = [replace(r, weight=w) for r in recipes for w in weights]
+    search, steps = u.train(repeat_members(base, len(weights)),
                             u.search_options([m.weight for m in members]))  # fmt: skip
     fits = smallest_certified_fit(
         search, u.data.X, u.data.y, groups=[(m.method, m.density, m.width) for m in members],
@@ -77,7 +79,7 @@ def _dense(u: UnitContext) -> list[LorScalingRecord]:
     parts = [init_mlp_ensemble(_spec(u, k), seeds, dtype=u.dtype, device=device) for k in widths]
     base = concat([padded(e, max(widths)) for e in parts])
     recipes = [Member("search", "dense", 1.0, r, k) for k in widths for r in seeds]
-    return _search_and_controls(u, base, recipes)
+    return _search_and_controls(u, base, recipes, u.s.search_weights)
 
 
 def _sparse(u: UnitContext) -> list[LorScalingRecord]:
@@ -90,7 +92,7 @@ def _sparse(u: UnitContext) -> list[LorScalingRecord]:
     plans = [PrunePlan(method=r.method, density=r.density, seed=r.seed) for r in recipes]
     base = prune(base, plans, data=(u.data.X, u.data.y),
                  train_options=u.first_fit_options()).ensemble  # fmt: skip
-    return _search_and_controls(u, base, recipes)
+    return _search_and_controls(u, base, recipes, s.sparse_search_weights or s.search_weights)
 
 
 def grouped_ks(n: int, d: int, count: int) -> list[int]:

@@ -88,6 +88,9 @@ class LorScalingSettings:
         The Lipschitz proxy the search minimizes, one of :data:`SEARCH_PENALTIES`.
     search_weights : tuple of float
         Penalty strengths; each is an ensemble member (times ``search_restarts``).
+    sparse_search_weights : tuple of float or None
+        The strengths searched for pruned nets (every method and density); None takes
+        ``search_weights``. A shorter grid keeps the many pruned nets affordable.
     search_restarts, sparse_restarts : int
         Restarts (initialization seeds) per strength for dense and for pruned nets.
     fit_weight : float
@@ -140,6 +143,7 @@ class LorScalingSettings:
     densities: tuple[float, ...] = (0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
     search_penalty: str = "two-layer-operator"
     search_weights: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+    sparse_search_weights: tuple[float, ...] | None = None
     search_restarts: int = 2
     sparse_restarts: int = 1
     fit_weight: float = 30.0
@@ -186,6 +190,12 @@ class LorScalingSettings:
                 f"{self.depth} use 'spectral'"
             )
         check_interval(self.search_weights, "search_weights", 0, math.inf, closed="left")
+        if self.sparse_search_weights is not None:
+            object.__setattr__(self, "sparse_search_weights", tuple(self.sparse_search_weights))
+            if not self.sparse_search_weights:
+                raise ValidationError("sparse_search_weights must not be empty (None: the same)")
+            check_interval(self.sparse_search_weights, "sparse_search_weights", 0, math.inf,
+                           closed="left")  # fmt: skip
         for name in ("search_restarts", "sparse_restarts", "search_steps", "control_steps"):
             check_integer(getattr(self, name), name, minimum=1)
         check_interval(self.fit_weight, "fit_weight", 0, math.inf)
@@ -317,8 +327,11 @@ PRESETS = {
         sdp_max_neurons=16,
     ),
     "default": LorScalingSettings(
-        sizes=((64, 16), (128, 8), (32, 32)),
+        sizes=((32, 16), (64, 16), (32, 32)),
         methods=_ALL_METHODS,
+        densities=(0.2, 0.05, 0.01),
+        sparse_search_weights=(1.0, 3.0, 10.0),
+        control_steps=1500,
         lower_options=GradientOptions(ascent_steps=20, restarts=4),
         support_lower_options=SphereGradientOptions(ascent_steps=20, restarts=4),
     ),
