@@ -1,4 +1,4 @@
-"""``robustlaw demo``: the main job. The bounds at named settings, then the law measured.
+"""``robustlaw demo``: the main job. The bounds at named settings, then the law tested.
 
 It prints the bounds table, runs the ``tiny`` preset of ``lor-scaling`` on the CPU (about a
 minute on a 2-core laptop), writes ``robustlaw-demo/results.sqlite`` and the figures, and prints
@@ -19,7 +19,8 @@ from robustlaw.cli import plain_text
 _HEADER = """robustlaw demo: Lipschitz lower bounds at named settings
 (Bubeck-Sellke Theorem 3: L_BS; No Free Prune Theorem 4: L_NFP with p_eff in bits;
 evaluated even where the k-condition fails, which the last two columns report.
-Then the empirical part: small networks trained and measured against these floors.)
+Then the law tested: the smoothest fits a search finds, their certified Lipschitz
+upper bounds against these floors, and how the smallest one scales with p.)
 """
 
 DEMO_EXPERIMENTS = ("lor-scaling",)
@@ -98,7 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``demo`` subcommand."""
     parser = subparsers.add_parser(
         "demo",
-        help="print the bounds, then measure the law on small networks",
+        help="print the bounds, then test the law on small networks",
         description=plain_text(__doc__),
     )
     parser.add_argument("--out", default="robustlaw-demo", help="folder for results and figures")

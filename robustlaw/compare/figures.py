@@ -94,12 +94,21 @@ def _constructions(ax: Any, rows: list[dict[str, Any]], colors: dict) -> list[tu
     keys = ("method", "n", "d", "p")
     groups = group(({**r, "valid": is_fit(r) and bool(r["conditions_hold"])} for r in built),
                    (*keys, "valid"))  # fmt: skip
+    supported = False
     for (name, n, d, p, ok), members in sorted(groups.items()):
         y = median(r["lip_certified"] for r in members)
         color = colors.get((n, d), _GRAY)
         ax.plot([p / (n * d)], [y], ls="", marker=markers[name], ms=7, color=color,
                 mfc=color if ok else "none", mew=1.3,
                 label=f"{nd_label(n, d)}: {name}" + ("" if ok else " (hollow)"))  # fmt: skip
+        low = median(lower_estimate(r) for r in members)
+        if low is not None and low < y:
+            ax.vlines([p / (n * d)], low, y, color=color, lw=0.7, ls=(0, (1, 1)))
+            ax.plot([p / (n * d)], [low], "_", color=color, ms=7, mew=1.2)
+            supported = True
+    if supported:
+        text = "construction: down to its lower estimate (sphere, where measured)"
+        entries.append((proxy(color=_GRAY, marker="_", ms=7, mew=1.2, ls=(0, (1, 1))), text))
     if any(not (is_fit(r) and r["conditions_hold"]) for r in built):
         entries.append((proxy(ls="", marker="o", color=_GRAY, mfc="none"),
                         "hollow: no fit below the noise, or conditions fail"))  # fmt: skip
@@ -150,7 +159,7 @@ def smallest_fit_figure(results: Any, *, ax: Any = None):
             ax.plot(c["x"][has], c["lower"][has], "_", color=color, ms=8, mew=1.2)
             for role, (marker, text) in _CONTROLS.items():
                 ax.plot(c["x"], c[role], marker=marker, ls=":", lw=0.8, ms=4, color=color,
-                        alpha=0.45, label=f"{label}: control, {text}")  # fmt: skip
+                        alpha=0.6, label=f"{label}: control, {text}")  # fmt: skip
             floor_line(ax, c["x"], c["bound_bs"], c["k_bs"], color=color,
                        label=f"{label}: BS floor at p")  # fmt: skip
         entries += [
@@ -161,7 +170,7 @@ def smallest_fit_figure(results: Any, *, ax: Any = None):
              "(bounds that net only, not L*)"),
         ]  # fmt: skip
         for marker, text in _CONTROLS.values():
-            entries.append((proxy(color=_GRAY, marker=marker, ls=":", alpha=0.45),
+            entries.append((proxy(color=_GRAY, marker=marker, ls=":", alpha=0.6),
                             f"control: {text}, certified upper bound"))  # fmt: skip
         entries += _constructions(ax, rows, colors)
         bs = "Bubeck–Sellke floor at p (Theorem 3)"

@@ -123,7 +123,7 @@ class LorScalingSettings:
         on every member, a tighter SDP bound run on the members that matter (the chosen fit of
         each search, the controls and the constructions), a lower estimate on ``R^d`` and one
         on the sphere (used only for sphere data).
-    upper_options, sdp_options, lower_options, support_lower_options : options, optional
+    upper_options, sdp_options, lower_options, support_lower_options : dataclass or None
         Each method's options (its registered options class); None uses its defaults.
     sdp_max_neurons : int
         Run ``sdp_method`` only on networks with at most this many hidden neurons (0: never).
@@ -142,7 +142,7 @@ class LorScalingSettings:
     methods: tuple[str, ...] = ()
     densities: tuple[float, ...] = (0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
     search_penalty: str = "two-layer-operator"
-    search_weights: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
+    search_weights: tuple[float, ...] = (0.1, 0.3, 1.0, 2.0, 3.0, 5.0, 10.0)
     sparse_search_weights: tuple[float, ...] | None = None
     search_restarts: int = 2
     sparse_restarts: int = 1
@@ -330,7 +330,7 @@ PRESETS = {
         sizes=((32, 16), (64, 16), (32, 32)),
         methods=_ALL_METHODS,
         densities=(0.2, 0.05, 0.01),
-        sparse_search_weights=(1.0, 3.0, 10.0),
+        sparse_search_weights=(0.3, 1.0, 3.0),
         control_steps=1500,
         lower_options=GradientOptions(ascent_steps=20, restarts=4),
         support_lower_options=SphereGradientOptions(ascent_steps=20, restarts=4),
