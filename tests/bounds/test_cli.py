@@ -108,7 +108,7 @@ def test_demo_prints_the_bounds_table(capsys):
 
     print_bounds_table()
     out = capsys.readouterr().out
-    assert "empirical part" in out
+    assert "Then the law tested" in out
     rows = {r["setting"]: r for r in rb.examples.bounds_table()}
     assert set(rows) >= {"A", "B-mnist", "B-mnist-c=d", "C-J_bs", "C-J_tight"}
     for name, row in rows.items():

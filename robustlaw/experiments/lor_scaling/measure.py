@@ -102,7 +102,7 @@ def grouped_ks(n: int, d: int, count: int) -> list[int]:
     Examples
     --------
     >>> grouped_ks(64, 16, 4)
-    [17, 26, 42, 64]
+    [17, 26, 41, 64]
     """
     low = min(n, max(1, math.ceil(n * math.log(n) / d)))
     return sorted({round(float(k)) for k in np.geomspace(low, n, count)})

@@ -272,7 +272,7 @@ def dense_widths(settings: LorScalingSettings, n: int, d: int) -> tuple[int, ...
     --------
     >>> s = LorScalingSettings(sizes=((64, 16),))
     >>> dense_widths(s, 64, 16)
-    (2, 4, 8, 15, 28, 55, 106, 205)
+    (2, 3, 7, 14, 28, 57, 114, 228)
     """
     targets = np.geomspace(settings.p_min_over_n * n, settings.p_max_over_nd * n * d,
                            settings.n_widths)  # fmt: skip
