@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from robustlaw._validation import check_integer, check_interval, check_tensor
+from robustlaw.empirical._construction_base import ConstructionFacts
 from robustlaw.empirical.ensemble import Ensemble, MLPSpec
 from robustlaw.empirical.tensor_construction import TensorConstructionResult, tensor_network
 from robustlaw.errors import ValidationError
@@ -48,7 +49,7 @@ _RANK_TOL = 1e-10  # relative smallest-eigenvalue threshold of a Gram matrix
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
-class ConstructionResult:
+class ConstructionResult(ConstructionFacts):
     """An explicit interpolator and what is known about it.
 
     Attributes
@@ -78,17 +79,7 @@ class ConstructionResult:
         Weights and biases of the network: ``d k + k + k + 1``.
     """
 
-    name: str
     ensemble: Ensemble
-    fits: bool
-    max_abs_error: float
-    atol: float
-    conditions_hold: bool
-    conditions: str
-    stated_lipschitz: float
-    lipschitz_scope: str
-    n_hidden: int
-    n_params: int
 
 
 def _check_data(X, y) -> tuple[torch.Tensor, torch.Tensor]:

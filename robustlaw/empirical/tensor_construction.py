@@ -64,6 +64,7 @@ from dataclasses import dataclass
 import torch
 
 from robustlaw._validation import check_choice, check_integer, check_tensor
+from robustlaw.empirical._construction_base import ConstructionFacts
 from robustlaw.empirical.lipschitz.result import LipschitzEstimate, resolve_options
 from robustlaw.empirical.lipschitz.sphere import SphereGradientOptions
 from robustlaw.empirical.tensor_lipschitz import (
@@ -85,7 +86,7 @@ _MAX_TENSOR_WEIGHTS = 50_000_000  # entries of W in the "tensor" form (400 MB in
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
-class TensorConstructionResult:
+class TensorConstructionResult(ConstructionFacts):
     """The tensor construction of [BLN] Theorem 4 and what is known about it.
 
     The fields shared with :class:`~robustlaw.empirical.constructions.ConstructionResult`
@@ -142,16 +143,6 @@ class TensorConstructionResult:
         ``sqrt(n / n_hidden)``, the law's rate at this network's size.
     """
 
-    name: str
-    fits: bool
-    max_abs_error: float
-    atol: float
-    conditions_hold: bool
-    conditions: str
-    stated_lipschitz: float
-    lipschitz_scope: str
-    n_hidden: int
-    n_params: int
     hidden_weights: torch.Tensor
     output_weights: torch.Tensor
     degree: int
