@@ -52,8 +52,9 @@ net, which bounds that net only; floor: Bubeck-Sellke at p for dense nets, No Fr
 p_eff for pruned nets; only a certified value under its floor, ratio < 1, would contradict the
 theorem):"""
 _SLOPES = """Log-log slope of the smallest certified constant against p for p < nd, dense nets
-(the law predicts about -0.5 for the search; the first-fit control is one arbitrary fit and
-may show 0), 95% bootstrap interval over datasets, and the plateau at p >= nd:"""
+(the law predicts about -0.5 for the smallest constant L*, which the search brackets from
+above; the first-fit control is one arbitrary fit and may show 0), 95% bootstrap interval over
+datasets, and the plateau at p >= nd:"""
 
 
 def summary_text(results) -> str:

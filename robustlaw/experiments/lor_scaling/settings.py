@@ -310,7 +310,8 @@ PRESETS = {
     "tiny": LorScalingSettings(
         sizes=((24, 6),),
         datasets=(0, 1),
-        n_widths=4,
+        p_min_over_n=0.8,
+        n_widths=5,
         methods=("random", "snip"),
         densities=(0.3, 0.1),
         search_weights=(0.3, 3.0, 30.0),
