@@ -7,6 +7,12 @@ names to the generators, for experiment registries. ``isoperimetry_constant`` is
 """
 
 from robustlaw.bounds import isoperimetry_constant
+from robustlaw.empirical.data.hypercube import (
+    MAX_ENUMERATED_FEATURES,
+    all_vertices,
+    hypercube_data,
+    sample_vertices,
+)
 from robustlaw.empirical.data.real import (
     TORCHVISION_DATASETS,
     add_noise,
@@ -25,15 +31,19 @@ from robustlaw.empirical.data.two_patch import MU_KINDS, signal_vectors, two_pat
 __all__ = [
     "DATASETS",
     "INPUT_SAMPLERS",
+    "MAX_ENUMERATED_FEATURES",
     "MU_KINDS",
     "TORCHVISION_DATASETS",
     "Dataset",
     "add_noise",
+    "all_vertices",
     "digits_data",
+    "hypercube_data",
     "isoperimetry_constant",
     "load_torchvision",
     "random_labels_data",
     "sample_inputs",
+    "sample_vertices",
     "signal_vectors",
     "teacher_data",
     "two_patch_data",
@@ -41,6 +51,7 @@ __all__ = [
 
 DATASETS = {
     "random-labels": random_labels_data,
+    "hypercube": hypercube_data,
     "teacher": teacher_data,
     "two-patch": two_patch_data,
     "digits": digits_data,

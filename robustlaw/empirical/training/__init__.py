@@ -10,7 +10,8 @@ part                      classes                                         regist
 ``loss``                  :class:`MSE`, :class:`CrossEntropy`,            :data:`LOSSES`
                           :class:`Logistic`
 ``stopping``              :class:`MaxSteps`, :class:`BelowNoise`,         :data:`STOPPING_RULES`
-                          :class:`Memorized`, :class:`Converged`
+                          :class:`Memorized`, :class:`Converged`,
+                          :class:`AccuracyPlateau`
 ``gradient_noise``        :class:`GaussianGradientNoise`                  :data:`GRADIENT_NOISES`
 ``penalty``               :class:`L2Penalty`, :class:`SpectralPenalty`,   :data:`PENALTIES`
                           :class:`TwoLayerOperatorPenalty`,
@@ -75,6 +76,7 @@ from robustlaw.empirical.training.penalties import (
 )
 from robustlaw.empirical.training.stopping import (
     STOPPING_RULES,
+    AccuracyPlateau,
     BelowNoise,
     CheckPass,
     Converged,
@@ -82,6 +84,7 @@ from robustlaw.empirical.training.stopping import (
     Memorized,
     StoppingRule,
     resolve_stopping,
+    train_accuracy,
 )
 from robustlaw.empirical.training.train import (
     DIVERGENCE_FACTOR,
@@ -102,6 +105,7 @@ __all__ = [
     "PENALTIES",
     "SGD",
     "STOPPING_RULES",
+    "AccuracyPlateau",
     "Adam",
     "AdamW",
     "BelowNoise",
@@ -137,6 +141,7 @@ __all__ = [
     "resolve_optimizer",
     "resolve_penalty",
     "resolve_stopping",
+    "train_accuracy",
     "train_ensemble",
     "train_params",
 ]

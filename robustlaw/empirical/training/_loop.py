@@ -17,7 +17,7 @@ import torch
 
 from robustlaw._validation import derived_seed
 from robustlaw.empirical.training.options import TrainOptions
-from robustlaw.empirical.training.stopping import CheckPass
+from robustlaw.empirical.training.stopping import CheckPass, train_accuracy
 
 __all__ = ["DIVERGENCE_FACTOR", "LoopOutput", "Trainer", "TrainingData", "zero_pruned"]
 
@@ -194,6 +194,7 @@ class Trainer:
         self.n_steps = torch.zeros(k, dtype=torch.int64, device=lr.device)
         self.history: list[torch.Tensor] = []
         self.history_steps: list[int] = []
+        self.accuracy_history: list[torch.Tensor] = []  # the last history_window checks only
         self.snapshots: dict[int, Params] = {}
         self.batches = None
         if options.batch_size is not None:
@@ -221,13 +222,20 @@ class Trainer:
         per_example = self.loss.per_example(outputs, targets)
         self.history.append(per_example.mean(dim=1).to(torch.float64))
         self.history_steps.append(step)
+        window = self.rule.history_window
+        if self.rule.uses_accuracy:
+            self.accuracy_history.append(train_accuracy(outputs, targets))
+            del self.accuracy_history[:-window]
         check = CheckPass(
             outputs=outputs,
             targets=targets,
             per_example=per_example,
             fitted=per_example <= self.loss.fit_margin,
             final=final,
-            history=torch.stack(self.history[-self.rule.history_window :]),
+            history=torch.stack(self.history[-window:]),
+            accuracy_history=(
+                torch.stack(self.accuracy_history) if self.rule.uses_accuracy else None
+            ),
         )
         self._check_divergence(step, self.history[-1])
         done = self.rule(check) & ~self.diverged

@@ -16,6 +16,9 @@ Registry :data:`STOPPING_RULES`:
     Every training example is fitted: per-example loss at most the loss's ``fit_margin``.
 ``"converged"`` (:class:`Converged`)
     The train loss moved by at most ``tol`` over the last ``window`` checks.
+``"accuracy-plateau"`` (:class:`AccuracyPlateau`)
+    The train accuracy (:func:`train_accuracy`) did not change over the last ``epochs`` checks
+    (No Free Prune Fig. 1b: three epochs).
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ import torch
 
 from robustlaw._validation import check_integer, check_interval
 from robustlaw.empirical.training._parts import resolve_part
+from robustlaw.errors import ValidationError
 
 __all__ = [
     "STOPPING_RULES",
+    "AccuracyPlateau",
     "BelowNoise",
     "CheckPass",
     "Converged",
@@ -38,7 +43,49 @@ __all__ = [
     "Memorized",
     "StoppingRule",
     "resolve_stopping",
+    "train_accuracy",
 ]
+
+
+def train_accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Share of examples each member predicts correctly, shape ``(n_members,)`` (float64).
+
+    The prediction is the argmax of the outputs for class-index targets (cross-entropy); for
+    real targets with one output (logistic, or MSE on ±1 labels) it is correct when output and
+    target have the same strict sign (an output of exactly 0 is wrong); for real targets with
+    several outputs (MSE on one-hot rows) it is correct when both argmaxes agree. The value is
+    ``k / n`` with ``k`` an exact count, so equal counts give equal values.
+
+    Parameters
+    ----------
+    outputs : torch.Tensor
+        Shape ``(n_members, n_samples, n_outputs)``.
+    targets : torch.Tensor
+        As returned by :func:`robustlaw.empirical.training.losses.prepare_targets`: int64 class
+        indices ``(n_samples,)`` or ``(n_members, n_samples)``, or real values
+        ``(n_samples, n_outputs)`` or ``(n_members, n_samples, n_outputs)``.
+
+    Returns
+    -------
+    torch.Tensor
+        Accuracy in [0, 1] per member.
+
+    Examples
+    --------
+    >>> import torch
+    >>> out = torch.tensor([[[0.5], [-2.0], [0.0]]])
+    >>> train_accuracy(out, torch.tensor([[1.0], [1.0], [-1.0]])).tolist()
+    [0.3333333333333333]
+    >>> train_accuracy(torch.tensor([[[0.0, 1.0], [3.0, 1.0]]]), torch.tensor([1, 1])).tolist()
+    [0.5]
+    """
+    if not targets.is_floating_point():
+        correct = outputs.argmax(dim=-1) == targets
+    elif outputs.shape[-1] == 1:
+        correct = (outputs * targets > 0).squeeze(-1)
+    else:
+        correct = outputs.argmax(dim=-1) == targets.argmax(dim=-1)
+    return correct.expand(outputs.shape[:-1]).to(torch.float64).mean(dim=1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +107,10 @@ class CheckPass:
         ``(n_checks_kept, n_members)``, this pass last.
     final : bool
         Whether this is the pass after the last step (the step cap is reached).
+    accuracy_history : torch.Tensor or None
+        Member train accuracies (:func:`train_accuracy`) at the same checks as ``history``,
+        same shape, float64; None where they are not tracked (the training loop tracks them
+        for rules with ``uses_accuracy``).
     """
 
     outputs: torch.Tensor
@@ -68,6 +119,7 @@ class CheckPass:
     fitted: torch.Tensor
     history: torch.Tensor
     final: bool = False
+    accuracy_history: torch.Tensor | None = None
 
     @property
     def member_loss(self) -> torch.Tensor:
@@ -80,11 +132,13 @@ class StoppingRule:
 
     Subclasses are frozen keyword-only dataclasses with a class attribute ``name`` (the
     registry key). ``history_window`` is how many recent checks the rule reads from
-    ``check.history``; ``needs_real_outputs`` refuses losses on class indices.
+    ``check.history``; ``needs_real_outputs`` refuses losses on class indices;
+    ``uses_accuracy`` makes the training loop fill ``check.accuracy_history``.
     """
 
     name: ClassVar[str]
     needs_real_outputs: ClassVar[bool] = False
+    uses_accuracy: ClassVar[bool] = False
 
     @property
     def history_window(self) -> int:
@@ -215,8 +269,61 @@ class Converged(StoppingRule):
         return (last.max(dim=0).values - last.min(dim=0).values) <= self.tol
 
 
+@dataclass(frozen=True, kw_only=True)
+class AccuracyPlateau(StoppingRule):
+    """Done once the member's train accuracy is unchanged for ``epochs`` consecutive checks.
+
+    The accuracy (:func:`train_accuracy`: share of examples predicted correctly) must be
+    identical at the last ``epochs + 1`` checks, i.e. no check among the last ``epochs``
+    changed it; any change restarts the count. With minibatches the loop checks once per epoch
+    (unless ``TrainOptions.check_every`` says otherwise), so checks are epochs and the default
+    is No Free Prune's "accuracy unchanged for 3 consecutive epochs" (Kumar, Luo, Sellke,
+    ICML 2024, arXiv:2402.01089, §4, Fig. 1b; THEORY.md §6.2). Full batch, the checks are
+    ``check_every`` steps apart (every step by default). The paper stops at this rule *or*
+    when the loss converges to within 0.01 (:class:`Converged`).
+
+    Parameters
+    ----------
+    epochs : int
+        The number of consecutive checks (epochs, with minibatches) without a change in
+        accuracy (at least 1).
+
+    Examples
+    --------
+    >>> import torch
+    >>> acc = torch.tensor([[0.5, 0.5], [0.5, 0.5], [0.5, 0.7], [0.5, 0.7]])  # (checks, K)
+    >>> z = torch.zeros(2, 1, 1)
+    >>> AccuracyPlateau(epochs=3)(CheckPass(outputs=z, targets=z[0], per_example=z[..., 0],
+    ...     fitted=z[..., 0] > 0, history=acc, accuracy_history=acc)).tolist()
+    [True, False]
+    """
+
+    name: ClassVar[str] = "accuracy-plateau"
+    uses_accuracy: ClassVar[bool] = True
+    epochs: int = 3
+
+    def __post_init__(self) -> None:
+        check_integer(self.epochs, "AccuracyPlateau.epochs", minimum=1)
+
+    @property
+    def history_window(self) -> int:
+        return self.epochs + 1
+
+    def __call__(self, check: CheckPass) -> torch.Tensor:
+        h = check.accuracy_history
+        if h is None:
+            raise ValidationError(
+                "AccuracyPlateau needs CheckPass.accuracy_history (the train accuracy at recent "
+                "checks); build the CheckPass with it"
+            )
+        if h.shape[0] < self.history_window:
+            return torch.zeros(h.shape[1], dtype=torch.bool, device=h.device)
+        last = h[-self.history_window :]
+        return (last == last[-1]).all(dim=0)
+
+
 STOPPING_RULES: dict[str, type[StoppingRule]] = {
-    cls.name: cls for cls in (MaxSteps, BelowNoise, Memorized, Converged)
+    cls.name: cls for cls in (MaxSteps, BelowNoise, Memorized, Converged, AccuracyPlateau)
 }
 """Stopping parts by name."""
 
