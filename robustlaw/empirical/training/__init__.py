@@ -11,7 +11,7 @@ part                      classes                                         regist
                           :class:`Logistic`
 ``stopping``              :class:`MaxSteps`, :class:`BelowNoise`,         :data:`STOPPING_RULES`
                           :class:`Memorized`, :class:`Converged`,
-                          :class:`AccuracyPlateau`
+                          :class:`AccuracyPlateau`, :class:`AnyOf`
 ``gradient_noise``        :class:`GaussianGradientNoise`                  :data:`GRADIENT_NOISES`
 ``penalty``               :class:`L2Penalty`, :class:`SpectralPenalty`,   :data:`PENALTIES`
                           :class:`TwoLayerOperatorPenalty`,
@@ -77,6 +77,7 @@ from robustlaw.empirical.training.penalties import (
 from robustlaw.empirical.training.stopping import (
     STOPPING_RULES,
     AccuracyPlateau,
+    AnyOf,
     BelowNoise,
     CheckPass,
     Converged,
@@ -108,6 +109,7 @@ __all__ = [
     "AccuracyPlateau",
     "Adam",
     "AdamW",
+    "AnyOf",
     "BelowNoise",
     "CheckPass",
     "Constraint",

@@ -39,8 +39,10 @@ class TrainOptions:
         :data:`~.losses.LOSSES`.
     stopping : StoppingRule or str
         :class:`~.stopping.MaxSteps`, :class:`~.stopping.BelowNoise`,
-        :class:`~.stopping.Memorized`, :class:`~.stopping.Converged` or
-        :class:`~.stopping.AccuracyPlateau`, or a name in :data:`~.stopping.STOPPING_RULES`.
+        :class:`~.stopping.Memorized`, :class:`~.stopping.Converged`,
+        :class:`~.stopping.AccuracyPlateau`, or :class:`~.stopping.AnyOf` (done once any of
+        its rules is: No Free Prune's converged-or-plateau), or a name in
+        :data:`~.stopping.STOPPING_RULES`.
     max_steps : int
         The cap on optimizer steps (0 trains nothing).
     batch_size : int or None

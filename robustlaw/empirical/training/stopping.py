@@ -19,6 +19,9 @@ Registry :data:`STOPPING_RULES`:
 ``"accuracy-plateau"`` (:class:`AccuracyPlateau`)
     The train accuracy (:func:`train_accuracy`) did not change over the last ``epochs`` checks
     (No Free Prune Fig. 1b: three epochs).
+``"any-of"`` (:class:`AnyOf`)
+    Any of its rules is done (per member); No Free Prune Fig. 1b stops on
+    ``AnyOf(rules=(Converged(tol=0.01, ...), AccuracyPlateau(epochs=3)))``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from robustlaw.errors import ValidationError
 __all__ = [
     "STOPPING_RULES",
     "AccuracyPlateau",
+    "AnyOf",
     "BelowNoise",
     "CheckPass",
     "Converged",
@@ -322,8 +326,78 @@ class AccuracyPlateau(StoppingRule):
         return (last == last[-1]).all(dim=0)
 
 
+@dataclass(frozen=True, kw_only=True)
+class AnyOf(StoppingRule):
+    """Done for a member once any of ``rules`` is done for it (elementwise OR).
+
+    Each rule sees the same :class:`CheckPass`; the composite keeps the longest history any
+    rule reads (``history_window`` is the maximum over the rules), tracks train accuracy if
+    any rule uses it, and needs real-valued outputs if any rule does. No Free Prune Fig. 1b
+    stops when the loss converged to within 0.01 or the train accuracy is unchanged for three
+    epochs (Kumar, Luo, Sellke, ICML 2024, arXiv:2402.01089, §4):
+    ``AnyOf(rules=(Converged(tol=0.01, window=...), AccuracyPlateau(epochs=3)))``.
+
+    Parameters
+    ----------
+    rules : tuple of StoppingRule or str
+        At least one rule, each a :class:`StoppingRule` (an ``AnyOf`` too) or a name in
+        :data:`STOPPING_RULES` (built with its defaults). The default, ``(MaxSteps(),)``,
+        trains to the step cap like :class:`MaxSteps`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> h = torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.5, 0.5]])  # loss history (checks, K)
+    >>> acc = torch.tensor([[0.5, 0.5, 0.5], [0.5, 0.5, 0.7]])
+    >>> z = torch.zeros(3, 1, 1)
+    >>> rule = AnyOf(rules=(Converged(tol=1e-3, window=2), AccuracyPlateau(epochs=1)))
+    >>> rule.history_window, rule.uses_accuracy
+    (2, True)
+    >>> rule(CheckPass(outputs=z, targets=z[0], per_example=z[..., 0], fitted=z[..., 0] > 0,
+    ...                history=h, accuracy_history=acc)).tolist()
+    [True, True, False]
+    >>> AnyOf(rules=("memorized",)).rules
+    (Memorized(),)
+    """
+
+    name: ClassVar[str] = "any-of"
+    rules: tuple[StoppingRule | str, ...] = (MaxSteps(),)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.rules, (tuple, list)) or not self.rules:
+            raise ValidationError(
+                "AnyOf.rules must be a non-empty tuple of stopping rules or names in "
+                f"STOPPING_RULES, got {self.rules!r}"
+            )
+        for rule in self.rules:
+            if not isinstance(rule, (StoppingRule, str)):
+                raise ValidationError(
+                    "AnyOf.rules entries must be StoppingRule instances or names in "
+                    f"STOPPING_RULES, got {rule!r}"
+                )
+        object.__setattr__(self, "rules", tuple(resolve_stopping(r) for r in self.rules))
+
+    @property
+    def history_window(self) -> int:
+        return max(rule.history_window for rule in self.rules)
+
+    @property
+    def uses_accuracy(self) -> bool:
+        return any(rule.uses_accuracy for rule in self.rules)
+
+    @property
+    def needs_real_outputs(self) -> bool:
+        return any(rule.needs_real_outputs for rule in self.rules)
+
+    def __call__(self, check: CheckPass) -> torch.Tensor:
+        done = self.rules[0](check)
+        for rule in self.rules[1:]:
+            done = done | rule(check)
+        return done
+
+
 STOPPING_RULES: dict[str, type[StoppingRule]] = {
-    cls.name: cls for cls in (MaxSteps, BelowNoise, Memorized, Converged, AccuracyPlateau)
+    cls.name: cls for cls in (MaxSteps, BelowNoise, Memorized, Converged, AccuracyPlateau, AnyOf)
 }
 """Stopping parts by name."""
 
