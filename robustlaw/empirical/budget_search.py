@@ -15,6 +15,7 @@ import torch
 
 from robustlaw._validation import check_integer, check_interval
 from robustlaw.empirical.ensemble import Ensemble
+from robustlaw.empirical.pruning.plan import select_members
 from robustlaw.empirical.search import _certified_uppers, _clipped_fit
 from robustlaw.empirical.training import BelowNoise, SpectralBall, TrainOptions, train_ensemble
 from robustlaw.errors import ValidationError
@@ -104,16 +105,6 @@ class BudgetSearch:
     history: tuple[BudgetRound, ...]
 
 
-def _members(ens: Ensemble, idx: list[int]) -> Ensemble:
-    """The members ``idx`` of ``ens`` (repeats allowed), copied with their masks and seeds."""
-    return Ensemble(
-        spec=ens.spec,
-        params={k: v[idx] for k, v in ens.params.items()},
-        masks={k: m[idx] for k, m in ens.masks.items()},
-        seeds=tuple(ens.seeds[i] for i in idx),
-    )
-
-
 def _train_round(ens, X, y, options, rule, budgets, power_iterations):
     """Train every restart at every budget (budget-major); clipped MSE and fits, per budget.
 
@@ -122,7 +113,7 @@ def _train_round(ens, X, y, options, rule, budgets, power_iterations):
     otherwise stop outside the ball.
     """
     restarts = ens.n_members
-    start = _members(ens, [r for _ in budgets for r in range(restarts)])
+    start = select_members(ens, [r for _ in budgets for r in range(restarts)])
     per_member = tuple(b for b in budgets for _ in range(restarts))
     scale = torch.tensor(per_member, dtype=torch.float64, device=ens.device)
     for name in ens.spec.weight_names():
@@ -322,7 +313,7 @@ def smallest_fitting_budget(
         status=status,
         budget=known_hi,
         bracket=(0.0 if known_lo is None else known_lo, known_hi),
-        ensemble=_members(trained, [k]),
+        ensemble=select_members(trained, [k]),
         member=k % restarts,
         train_mse=float(mse.reshape(-1)[k]),
         upper=uppers.get(k),

@@ -21,6 +21,7 @@ from robustlaw._validation import check_interval, get_registered
 from robustlaw.empirical.ensemble import Ensemble
 from robustlaw.empirical.lipschitz.registry import LIPSCHITZ_METHODS, estimate_lipschitz
 from robustlaw.empirical.lipschitz.weights import Network, as_network
+from robustlaw.empirical.pruning.plan import select_members
 from robustlaw.empirical.training.stopping import BelowNoise, CheckPass
 from robustlaw.errors import ValidationError
 
@@ -193,7 +194,7 @@ def smallest_certified_fit(
     member's value is taken as certified; otherwise each fitted member is bounded again on its
     own and kept only if that single-member estimate is certified. Members whose upper bound is
     not certified or not finite are never chosen. Ties go to the lowest member index. Lower
-    estimates are computed (batched, with ``X``) only when some member is chosen.
+    estimates are computed (batched, with ``X``) for the chosen members only.
 
     Raises
     ------
@@ -246,10 +247,11 @@ def smallest_certified_fit(
         cands = [k for k in ks if k in uppers]
         chosen[g] = min(cands, key=lambda k: (uppers[k], k)) if cands else None
 
+    picked = sorted({k for k in chosen.values() if k is not None})
     lowers = np.full(k_members, np.nan)
-    if any(k is not None for k in chosen.values()):
-        lowers = estimate_lipschitz(
-            lower_method, ens, lower_options, X=X, generator=generator
+    if picked:
+        lowers[picked] = estimate_lipschitz(
+            lower_method, select_members(ens, picked), lower_options, X=X, generator=generator
         ).values
 
     results = []

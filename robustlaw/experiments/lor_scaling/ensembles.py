@@ -8,24 +8,14 @@ import numpy as np
 import torch
 
 from robustlaw.empirical.ensemble import Ensemble, MLPSpec
+from robustlaw.empirical.pruning import select_members
 
-__all__ = ["clipped_mse", "concat", "padded", "repeat_members", "subset"]
-
-
-def subset(ens: Ensemble, idx: Sequence[int]) -> Ensemble:
-    """The members ``idx`` of an ensemble, in that order, as a new ensemble."""
-    idx = list(idx)
-    return Ensemble(
-        spec=ens.spec,
-        params={k: v[idx] for k, v in ens.params.items()},
-        masks={k: v[idx] for k, v in ens.masks.items()},
-        seeds=tuple(ens.seeds[i] for i in idx) if ens.seeds else (),
-    )
+__all__ = ["clipped_mse", "concat", "padded", "repeat_members"]
 
 
 def repeat_members(ens: Ensemble, times: int) -> Ensemble:
     """Every member of ``ens`` repeated ``times`` times in a row (member-major)."""
-    return subset(ens, [i for i in range(ens.n_members) for _ in range(times)])
+    return select_members(ens, [i for i in range(ens.n_members) for _ in range(times)])
 
 
 def _shape(spec: MLPSpec, key: str) -> tuple[int, ...]:

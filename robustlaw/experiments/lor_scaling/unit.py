@@ -28,7 +28,7 @@ from robustlaw.bounds.peff import effective_parameter_count, mask_entropy_upper_
 from robustlaw.empirical.data.synthetic import random_labels_data
 from robustlaw.empirical.ensemble import Ensemble
 from robustlaw.empirical.lipschitz import estimate_lipschitz, weights_from_ensemble
-from robustlaw.empirical.pruning import get_pruner
+from robustlaw.empirical.pruning import get_pruner, select_members
 from robustlaw.empirical.training import (
     MSE,
     PENALTIES,
@@ -39,7 +39,7 @@ from robustlaw.empirical.training import (
     TrainOptions,
     train_ensemble,
 )
-from robustlaw.experiments.lor_scaling.ensembles import clipped_mse, subset
+from robustlaw.experiments.lor_scaling.ensembles import clipped_mse
 from robustlaw.experiments.lor_scaling.record import LorScalingRecord
 from robustlaw.experiments.registry import WorkUnit
 
@@ -154,7 +154,7 @@ class UnitContext:
 
     def _lower(self, ens, idx, method, options) -> list[tuple[float | None, str]]:
         gen = torch.Generator().manual_seed(self.unit.params["dataset"])
-        est = estimate_lipschitz(method, subset(ens, idx), options,
+        est = estimate_lipschitz(method, select_members(ens, idx), options,
                                  X=self.data.X.to(ens.dtype), generator=gen)  # fmt: skip
         out = [SKIPPED] * ens.n_members
         for i, v in zip(idx, _values(est), strict=True):
