@@ -38,10 +38,13 @@ from robustlaw.bounds.numeric import (
     sparse_max_robust_samples,
 )
 from robustlaw.bounds.peff import (
+    INFORMATION_SOURCES,
+    MaskInformation,
     binary_entropy,
     effective_parameter_count,
     imp_to_pai_ratio,
     mask_entropy_upper_bound,
+    mask_information,
     p_eff_informal,
 )
 
@@ -49,11 +52,13 @@ __all__ = [
     "A1_SQUARED",
     "BOUNDS",
     "BS_K_CONDITION_CONST",
+    "INFORMATION_SOURCES",
     "ISOPERIMETRY",
     "NFP_K_CONDITION_CONST",
     "THEOREM2_DENOMINATOR",
     "THEOREMS",
     "AssumptionCheck",
+    "MaskInformation",
     "assumptions",
     "binary_entropy",
     "box_to_euclidean_diameter",
@@ -64,6 +69,7 @@ __all__ = [
     "k_condition_holds",
     "lipschitz_lower_bound",
     "mask_entropy_upper_bound",
+    "mask_information",
     "max_robust_samples",
     "mlp_parameter_count",
     "p_eff_informal",

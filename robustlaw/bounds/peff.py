@@ -8,6 +8,10 @@ is the idealized value of THEORY §3.6.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
@@ -16,12 +20,18 @@ from robustlaw.bounds._core import as_arrays, compute, finish
 from robustlaw.errors import ValidationError
 
 __all__ = [
+    "INFORMATION_SOURCES",
+    "MaskInformation",
     "binary_entropy",
     "effective_parameter_count",
     "imp_to_pai_ratio",
     "mask_entropy_upper_bound",
+    "mask_information",
     "p_eff_informal",
 ]
+
+INFORMATION_SOURCES = ("zero", "measured", "entropy-bound")
+"""Where the mask information in a ``p_eff`` comes from (see :func:`mask_information`)."""
 
 
 def effective_parameter_count(
@@ -159,3 +169,98 @@ def imp_to_pai_ratio(gamma: ArrayLike, *, bits_per_weight: ArrayLike = 1.0) -> f
     with np.errstate(all="ignore"):  # an overflow is reported by finish()
         ratio = 1.0 + binary_entropy(gamma) / (b * (1.0 - gamma))
     return finish(ratio, shape, "ratio", arrays)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaskInformation:
+    """The mask information ``I(m; D | init)`` that enters ``p_eff``, and where it came from.
+
+    Attributes
+    ----------
+    bits : float
+        The information in bits.
+    source : {"zero", "measured", "entropy-bound"}
+        ``"zero"``: a data-independent mask, exactly 0. ``"measured"``: an estimate (e.g.
+        :func:`robustlaw.empirical.information.estimate_mask_entropy`); the upper end of its
+        interval where it has one. ``"entropy-bound"``: no estimate, the ceiling
+        ``log2 binom(p, kept)`` (THEORY §3.6), an upper bound.
+    """
+
+    bits: float
+    source: str
+
+
+def _measured_bits(measured: Any) -> float:
+    """Bits of a measurement: a number, or an estimate's ``ci_high`` (else its ``bits``)."""
+    if hasattr(measured, "bits"):
+        high = getattr(measured, "ci_high", None)
+        measured = measured.bits if high is None else high
+    if isinstance(measured, bool) or not isinstance(measured, (int, float, np.number)):
+        raise ValidationError(
+            f"measured must be a number of bits or an entropy estimate, got {measured!r}"
+        )
+    bits = float(measured)
+    if not math.isfinite(bits) or bits < 0:
+        raise ValidationError(f"measured information must be finite and >= 0 bits, got {bits}")
+    return bits
+
+
+def mask_information(
+    *, p: int, kept: int, data_dependent: bool, measured: Any = None
+) -> MaskInformation:
+    """The mask information for ``p_eff``: measured where an estimate exists, else bounded.
+
+    No Free Prune Theorem 4 charges ``I(m; D | init)`` bits for the mask. A data-independent
+    mask (random, magnitude at init, SynFlow) has ``I = 0`` exactly. For a data-dependent one
+    an estimate is used when given; its interval's upper end where it has one, since a larger
+    ``I`` only lowers the floor. Without an estimate the ceiling ``log2 binom(p, kept)`` stands
+    in: every mask that keeps ``kept`` of ``p`` entries has at most that entropy.
+
+    Parameters
+    ----------
+    p : int
+        Prunable entries (>= 1).
+    kept : int
+        Kept entries, ``0 <= kept <= p``.
+    data_dependent : bool
+        Whether the pruning method reads the data (``Pruner.needs_data``).
+    measured : float or EntropyEstimate, optional
+        Measured information in bits, or an object with ``bits`` and ``ci_high`` such as
+        :class:`robustlaw.empirical.entropy.EntropyEstimate`. Ignored, with ``I = 0``, for a
+        data-independent mask.
+
+    Returns
+    -------
+    MaskInformation
+
+    Raises
+    ------
+    ValidationError
+        If the measurement is negative, not finite, or above the ceiling ``log2 binom(p,
+        kept)`` (an impossible value: the estimate or its inputs are wrong).
+
+    References
+    ----------
+    Kumar, Luo, Sellke, arXiv:2402.01089, Theorem 4 and §4.
+
+    Examples
+    --------
+    >>> mask_information(p=21, kept=10, data_dependent=False, measured=3.0)
+    MaskInformation(bits=0.0, source='zero')
+    >>> mask_information(p=21, kept=10, data_dependent=True, measured=3.0)
+    MaskInformation(bits=3.0, source='measured')
+    >>> round(mask_information(p=21, kept=10, data_dependent=True).bits, 3)  # log2 C(21, 10)
+    18.428
+    """
+    ceiling = float(mask_entropy_upper_bound(p, kept))
+    if not data_dependent:
+        return MaskInformation(bits=0.0, source="zero")
+    if measured is None:
+        return MaskInformation(bits=ceiling, source="entropy-bound")
+    bits = _measured_bits(measured)
+    if bits > ceiling * (1 + 1e-9) + 1e-9:
+        raise ValidationError(
+            f"measured information {bits:.6g} bits exceeds log2 binom({p}, {kept}) = "
+            f"{ceiling:.6g} bits, the most any mask keeping {kept} of {p} entries can carry"
+        )
+    return MaskInformation(bits=bits, source="measured")

@@ -33,7 +33,8 @@ GROUP_KEYS = ("n", "d", "method", "density", "width", "p")
 
 COLUMNS = (
     "role", "method", "density", "dataset", "chosen", "n", "d", "width", "p", "kept",
-    "data_dependent", "fit_below_noise", "lip_certified", "lip_lower", "lip_support",
+    "data_dependent", "mask_info_source", "fit_below_noise", "lip_certified", "lip_lower",
+    "lip_support",
     "stated_lipschitz", "conditions_hold", "p_eff", "p_eff_informal", "bound_bs", "bound_nfp",
     "k_condition_bs", "k_condition_nfp",
 )  # fmt: skip

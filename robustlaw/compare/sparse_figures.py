@@ -76,12 +76,13 @@ def sparse_figure(results: Any, *, axes: Any = None):
     """Pruned nets' smallest certified fit against kept, informal p_eff and p_eff (per n d).
 
     One row of three panels per ``(n, d)`` with pruned nets. In each, one line per pruning
-    method: the chosen search member's certified upper bound per density (median over
-    datasets; fits below the noise only); data-dependent methods are drawn with hollow squares,
-    data-independent ones with filled circles. The dense curve (chosen dense fits) is drawn at
-    its own value of each panel's x (``p`` for the first two, its theorem ``p_eff`` for the
-    third), so every panel keeps one unit. Floors: the Bubeck–Sellke floor of dense nets at
-    ``p = kept`` on the kept panel; each method's No Free Prune floor at its ``p_eff`` on the
+    method: the chosen search member's certified upper bound per density (median over datasets;
+    fits below the noise only); data-dependent methods are drawn with hollow squares,
+    data-independent ones with filled circles; the legend says where each method's mask bits
+    come from (0, measured, or the ``log2 binom`` ceiling). The dense curve (chosen dense fits)
+    is drawn at its own value of each panel's x (``p`` for the first two, its theorem ``p_eff``
+    for the third), so every panel keeps one unit. Floors: the Bubeck–Sellke floor of dense nets
+    at ``p = kept`` on the kept panel; each method's No Free Prune floor at its ``p_eff`` on the
     two p_eff panels (dashed; dotted where the k-condition fails). [NFP] predicts that pruned
     nets lie on or above the dense curve at their informal ``p_eff`` (``THEORY.md`` §7.4).
 
@@ -104,8 +105,8 @@ def sparse_figure(results: Any, *, axes: Any = None):
         entries = []
         for i, method in enumerate(methods):
             style = _method_style(i, method in dependent)
-            tag = "data-dependent" if method in dependent else "data-independent"
-            entries.append((proxy(**style), f"{method} ({tag})"))
+            info = _information_label([r for r in pruned if r["method"] == method])
+            entries.append((proxy(**style), f"{method} ({info})"))
         entries += [
             (proxy(color="k", marker=".", ls="-"), "dense (chosen fits, at its own x)"),
             (proxy(color="k", ls="--", lw=1.1), "BS floor at p = kept (dense nets)"),
@@ -148,6 +149,31 @@ def sparse_figure(results: Any, *, axes: Any = None):
                      "(fits below the noise only; medians over datasets)")  # fmt: skip
         legend_outside(fig, axs, entries)
     return fig
+
+
+_SOURCE_WORDS = {"zero": "0 (data-independent)", "measured": "measured",
+                 "entropy-bound": "log2 binom bound"}  # fmt: skip
+
+
+def _information_label(rows: list[dict[str, Any]]) -> str:
+    """Where a method's mask bits come from, e.g. ``"mask bits: measured at 2 of 3 points"``.
+
+    Examples
+    --------
+    >>> _information_label([{"mask_info_source": "zero", "density": 0.1}])
+    'mask bits: 0 (data-independent)'
+    >>> rows = [{"mask_info_source": s, "density": x}
+    ...         for s, x in (("measured", 0.1), ("entropy-bound", 0.3))]
+    >>> _information_label(rows)
+    'mask bits: measured at 1 of 2 densities, else log2 binom bound'
+    """
+    by_density = {r["density"]: r["mask_info_source"] for r in rows}
+    sources = set(by_density.values())
+    if len(sources) == 1:
+        return f"mask bits: {_SOURCE_WORDS[sources.pop()]}"
+    n_measured = sum(v == "measured" for v in by_density.values())
+    return (f"mask bits: measured at {n_measured} of {len(by_density)} densities, else "
+            f"{_SOURCE_WORDS['entropy-bound']}")  # fmt: skip
 
 
 def _method_style(i: int, dependent: bool) -> dict[str, Any]:

@@ -22,7 +22,8 @@ DATA_DEPENDENT = ("snip", "grasp", "magnitude-after", "imp")
 
 def _row(**fields: Any) -> dict[str, Any]:
     base = dict(role=SEARCH, method=DENSE, density=1.0, seed=0, search_weight=None,
-                chosen=False, data_dependent=False, mask_info_bits=0.0, fit_below_noise=True,
+                chosen=False, data_dependent=False, mask_info_bits=0.0, mask_info_source="zero",
+                fit_below_noise=True,
                 stated_lipschitz=None, conditions_hold=True, inputs="sphere",
                 k_condition_bs=False, k_condition_nfp=False)  # fmt: skip
     return base | fields
@@ -52,7 +53,8 @@ def synthetic_results(
     third (``lip_lower``) and a quarter (``lip_support``) of the certified value; the floors are
     ``1e-3 sqrt(nd/p)`` (BS) and ``1e-3 sqrt(nd/p_eff)`` (NFP). Pruned nets (one per method and
     density, on the largest dense architecture) follow the same law in ``p_eff_informal``;
-    methods in :data:`DATA_DEPENDENT` carry ``0.5 kept`` bits of mask information. Each
+    methods in :data:`DATA_DEPENDENT` carry ``0.5 kept`` bits of (made-up) measured mask
+    information. Each
     construction is one fit at ``p = 4 nd`` with certified value ``1.5 * plateau``.
 
     Returns
@@ -100,7 +102,8 @@ def synthetic_results(
                     bits = 0.5 * kept if dependent else 0.0
                     shape = dict(n=n, d=d, dataset=data, width=ps[-1], p=ps[-1], kept=kept,
                                  method=method, density=density, data_dependent=dependent,
-                                 mask_info_bits=bits)  # fmt: skip
+                                 mask_info_bits=bits,
+                                 mask_info_source="measured" if dependent else "zero")  # fmt: skip
                     informal = kept + bits
                     members(law(nd, informal), **shape, p_eff=20.0 * informal,
                             p_eff_informal=informal)  # fmt: skip

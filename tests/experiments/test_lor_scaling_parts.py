@@ -1,6 +1,7 @@
 """The parts of ``lor-scaling`` below a run: settings, the width grid, padded ensembles."""
 
 import math
+from dataclasses import fields
 
 import pytest
 import torch
@@ -14,7 +15,10 @@ from robustlaw.errors import UnknownNameError, ValidationError
 from robustlaw.experiments.lor_scaling.ensembles import concat as _concat
 from robustlaw.experiments.lor_scaling.ensembles import padded as _padded
 from robustlaw.experiments.lor_scaling.measure import grouped_ks as _grouped_ks
+from robustlaw.experiments.lor_scaling.record import LorScalingRecord
 from robustlaw.experiments.lor_scaling.settings import LorScalingSettings, dense_widths
+from robustlaw.experiments.lor_scaling.unit import Member, UnitContext
+from robustlaw.experiments.registry import WorkUnit
 
 
 @settings(max_examples=60, deadline=None)
@@ -102,3 +106,44 @@ def test_padded_nets_compute_and_train_as_the_narrow_ones(depth):
     for key, value in trained_wide.params.items():
         if key in trained_wide.masks:
             assert (value[~trained_wide.masks[key]] == 0).all()
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        ("snip", 16, 4, 0.1),  # four fields, not five
+        ("imp", 16, 4, 0.1, 3.0),  # a method the settings do not run
+        ("snip", 16, 8, 0.1, 3.0),  # an (n, d) they do not run
+        ("snip", 16, 4, 0.2, 3.0),  # a density they do not run
+        ("snip", 16, 4, 0.1, -1.0),
+    ],
+)
+def test_bad_measured_information_gets_one_clear_error(entry):
+    with pytest.raises(ValidationError):
+        LorScalingSettings(sizes=((16, 4),), methods=("random", "snip"), densities=(0.3, 0.1),
+                           mask_information=(entry,))  # fmt: skip
+    with pytest.raises(ValidationError, match="once"):
+        LorScalingSettings(sizes=((16, 4),), methods=("snip",), densities=(0.1,),
+                           mask_information=(("snip", 16, 4, 0.1, 1.0),) * 2)  # fmt: skip
+
+
+def test_records_charge_measured_information_where_given_and_the_ceiling_elsewhere():
+    s = LorScalingSettings(sizes=((16, 4),), methods=("random", "snip"), densities=(0.3, 0.1),
+                           mask_information=(("snip", 16, 4, 0.1, 2.5),))  # fmt: skip
+    unit = WorkUnit(key="u", index=0, params={"n": 16, "d": 4, "dataset": 0})
+    ctx = UnitContext(s, unit, "cpu")
+    prunable, kept_w = 4 * 8 + 8, 10  # width 8: 40 weights, 9 biases never pruned
+    lips = dict.fromkeys(f.name for f in fields(LorScalingRecord) if f.name.startswith("lip_"))
+    got = {}
+    for method, density in (("random", 0.1), ("snip", 0.1), ("snip", 0.3)):
+        member = Member(role="search", method=method, density=density, seed=0, width=8)
+        rec = ctx.record(member, kept_weights=kept_w, w_inf=1.0, mse=0.2, steps=1,
+                         chosen=False, lipschitz=lips, dtype="float32")  # fmt: skip
+        got[method, density] = (rec.mask_info_source, rec.mask_info_bits)
+        assert rec.p_eff_informal == pytest.approx(kept_w + 9 + rec.mask_info_bits)
+        b = math.log2(1 + 60 * rec.W * rec.J / s.eps)  # NFP Theorem 4's bits per kept entry
+        assert rec.p_eff == pytest.approx(rec.mask_info_bits + (kept_w + 9) * b, rel=1e-9)
+    assert got["random", 0.1] == ("zero", 0.0)
+    assert got["snip", 0.1] == ("measured", 2.5)
+    assert got["snip", 0.3][0] == "entropy-bound"
+    assert got["snip", 0.3][1] == pytest.approx(math.log2(math.comb(prunable, kept_w)))

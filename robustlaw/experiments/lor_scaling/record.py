@@ -44,10 +44,12 @@ class LorScalingRecord:
     data_dependent : bool
         Whether the pruning method reads the data.
     mask_info_bits : float
-        The mask information used in p_eff [bits]: 0 for data-independent masks, else the
-        upper bound ``log2 binom(prunable, kept_weights)``.
+        The mask information used in p_eff [bits]: 0 for data-independent masks; for
+        data-dependent ones the measured value where the settings' ``mask_information`` gives
+        one, else the upper bound ``log2 binom(prunable, kept_weights)``.
     mask_info_source : str
-        ``"zero"`` (data-independent mask, exact) or ``"entropy-bound"`` (an upper bound).
+        ``"zero"`` (data-independent mask, exact), ``"measured"`` (an estimate from the
+        settings) or ``"entropy-bound"`` (an upper bound).
     n_steps : int
         Optimizer steps taken (0 for constructions).
     train_mse : float

@@ -44,6 +44,7 @@ from robustlaw.empirical.lipschitz import LIPSCHITZ_METHODS, GradientOptions, Sp
 from robustlaw.empirical.pruning import PRUNERS
 from robustlaw.empirical.training import PENALTIES
 from robustlaw.errors import ValidationError
+from robustlaw.experiments.lor_scaling.information import check_mask_information
 from robustlaw.experiments.registry import WorkUnit
 
 __all__ = ["CONSTRUCTIONS", "PRESETS", "SEARCH_PENALTIES", "LorScalingSettings", "dense_widths",
@@ -84,6 +85,11 @@ class LorScalingSettings:
         Pruning methods (names in the pruning registry); empty runs no sparse nets.
     densities : tuple of float
         Fractions of weights kept, each in (0, 1).
+    mask_information : tuple of (method, n, d, density, bits)
+        Measured mask information ``I(m; D | init)`` in bits at points the settings run; the
+        records' ``p_eff`` uses it there and says so (``mask_info_source="measured"``). Points
+        without an entry are charged ``log2 binom(prunable, kept)`` (data-dependent methods)
+        or 0 (data-independent ones). See :mod:`.information`.
     search_penalty : str
         The Lipschitz proxy the search minimizes, one of :data:`SEARCH_PENALTIES`.
     search_weights : tuple of float
@@ -141,6 +147,7 @@ class LorScalingSettings:
     sparse_width: int | None = None
     methods: tuple[str, ...] = ()
     densities: tuple[float, ...] = (0.5, 0.2, 0.1, 0.05, 0.02, 0.01)
+    mask_information: tuple[tuple[str, int, int, float, float], ...] = ()
     search_penalty: str = "two-layer-operator"
     search_weights: tuple[float, ...] = (0.1, 0.3, 1.0, 2.0, 3.0, 5.0, 10.0)
     sparse_search_weights: tuple[float, ...] | None = None
@@ -182,6 +189,7 @@ class LorScalingSettings:
         for name in self.methods:
             get_registered(PRUNERS, name, "pruning method")
         check_interval(self.densities, "densities", 0, 1, closed="neither")
+        object.__setattr__(self, "mask_information", check_mask_information(self))
         check_choice(self.search_penalty, "search_penalty", SEARCH_PENALTIES)
         get_registered(PENALTIES, self.search_penalty, "penalty")
         if self.depth > 1 and self.search_penalty in _TWO_LAYER_ONLY:

@@ -24,7 +24,7 @@ from robustlaw.bounds.deep import (
     parameter_lipschitz_constant,
 )
 from robustlaw.bounds.numeric import lipschitz_lower_bound, sparse_lipschitz_lower_bound
-from robustlaw.bounds.peff import effective_parameter_count, mask_entropy_upper_bound
+from robustlaw.bounds.peff import effective_parameter_count, mask_information
 from robustlaw.empirical.data.synthetic import random_labels_data
 from robustlaw.empirical.ensemble import Ensemble
 from robustlaw.empirical.lipschitz import estimate_lipschitz, weights_from_ensemble
@@ -40,6 +40,7 @@ from robustlaw.empirical.training import (
     train_ensemble,
 )
 from robustlaw.experiments.lor_scaling.ensembles import clipped_mse
+from robustlaw.experiments.lor_scaling.information import measured_bits
 from robustlaw.experiments.lor_scaling.record import LorScalingRecord
 from robustlaw.experiments.registry import WorkUnit
 
@@ -199,20 +200,23 @@ class UnitContext:
         p, prunable = mlp_parameter_count(sizes, bias=True), mlp_parameter_count(sizes)
         dependent = m.role != "construction" and m.method != "dense" and (
             get_pruner(m.method).needs_data)  # fmt: skip
-        info = float(mask_entropy_upper_bound(prunable, kept_weights)) if dependent else 0.0
+        measured = measured_bits(self.s.mask_information, method=m.method, n=self.n, d=self.d,
+                                 density=m.density)  # fmt: skip
+        info = mask_information(p=prunable, kept=kept_weights, data_dependent=dependent,
+                                measured=measured)  # fmt: skip
         kept = kept_weights + p - prunable  # biases are never pruned
         return LorScalingRecord(
             role=m.role, method=m.method, density=m.density, dataset=self.unit.params["dataset"],
             seed=m.seed, search_weight=m.weight, chosen=chosen, n=self.n, d=self.d,
             width=m.width, depth=depth, p=p, kept=kept, kept_weights=kept_weights,
-            prunable=prunable, data_dependent=dependent, mask_info_bits=info,
-            mask_info_source="entropy-bound" if dependent else "zero", n_steps=steps,
+            prunable=prunable, data_dependent=dependent, mask_info_bits=info.bits,
+            mask_info_source=info.source, n_steps=steps,
             train_mse=mse, fit_below_noise=mse <= self.target, stated_lipschitz=stated,
             conditions_hold=conditions, w_inf=w_inf, in_box=w_inf <= s.weight_box,
             weight_box=s.weight_box, input_radius=s.input_radius,
             input_norm_max=float(self.data.X.norm(dim=1).max()), sigma2=self.noise_level,
             eps=s.eps, delta=s.delta, inputs=s.inputs, dtype=dtype, **lipschitz,
-            **self.floors(p=p, kept=kept, info_bits=info, depth=depth + 1),
+            **self.floors(p=p, kept=kept, info_bits=info.bits, depth=depth + 1),
         )  # fmt: skip
 
     def ensemble_records(self, ens: Ensemble, members: Sequence[Member], *, steps, chosen,
