@@ -2,7 +2,8 @@
 
 An ensemble holds, for each linear layer ``l``, a weight tensor of shape
 ``(n_members, out, in)`` (torch's ``(out, in)`` order with a leading member axis), a bias of
-shape ``(n_members, out)`` and a boolean mask of the weight's shape. Parameter names follow the
+shape ``(n_members, out)`` and a boolean mask of the weight's shape; a bias may carry a mask of
+its own shape too (No Free Prune's Fig. 4 toy model prunes biases). Parameter names follow the
 ``nn.Sequential`` of ``Linear`` and activation modules that a member corresponds to:
 ``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ... so masks, state dicts and
 ``torch.nn.utils.prune`` buffers share keys.
@@ -121,6 +122,7 @@ def check_masks(
     params: Mapping[str, torch.Tensor],
     *,
     required: Sequence[str] | None = None,
+    optional: Sequence[str] = (),
 ) -> None:
     """Check that masks are boolean tensors of their parameters' shapes and devices.
 
@@ -133,7 +135,9 @@ def check_masks(
     params : mapping of str to torch.Tensor
         The parameters the masks belong to.
     required : sequence of str, optional
-        If given, the mask keys must be exactly these.
+        If given, the mask keys must be exactly these, plus any of ``optional``.
+    optional : sequence of str
+        Keys that may have a mask when ``required`` is given (an ensemble's bias keys).
 
     Raises
     ------
@@ -152,8 +156,11 @@ def check_masks(
     """
     if not isinstance(masks, Mapping):
         raise ValidationError(f"masks must be a dict of bool tensors, got {type(masks).__name__}")
-    if required is not None and set(masks) != set(required):
-        raise ValidationError(f"masks must have keys {sorted(required)}, got {sorted(masks)}")
+    if required is not None and not set(required) <= set(masks) <= {*required, *optional}:
+        allowed = f" (optionally also {sorted(optional)})" if optional else ""
+        raise ValidationError(
+            f"masks must have keys {sorted(required)}{allowed}, got {sorted(masks)}"
+        )
     for key, m in masks.items():
         if key not in params:
             raise ValidationError(
@@ -232,7 +239,8 @@ class Ensemble:
     params : dict of str to torch.Tensor
         Weights of shape ``(n_members, out, in)`` and biases of shape ``(n_members, out)``.
     masks : dict of str to torch.Tensor
-        One boolean tensor per weight key, of the weight's shape. ``True`` keeps the entry.
+        One boolean tensor per weight key, of the weight's shape, and optionally one per bias
+        key, of the bias's shape. ``True`` keeps the entry; a bias without a mask is kept.
     seeds : tuple of int
         The seed each member was initialized from.
     """
@@ -264,12 +272,17 @@ class Ensemble:
             raise ValidationError(
                 f"params must share one floating dtype and device, got {sorted(map(str, kinds))}"
             )
-        check_masks(self.masks, self.params, required=self.spec.weight_names())
+        self._check_masks(self.masks)
         object.__setattr__(self, "seeds", tuple(self.seeds))
         if self.seeds and len(self.seeds) != n_members:
             raise ValidationError(
                 f"seeds must have one entry per member ({n_members}), got {len(self.seeds)}"
             )
+
+    def _check_masks(self, masks: Mapping[str, torch.Tensor]) -> None:
+        check_masks(
+            masks, self.params, required=self.spec.weight_names(), optional=self.spec.bias_names()
+        )
 
     @property
     def n_members(self) -> int:
@@ -314,9 +327,13 @@ class Ensemble:
         return tuple(self.params[k] * self.masks[k] for k in self.spec.weight_names())
 
     def density(self) -> torch.Tensor:
-        """Fraction of weight entries kept per member, shape ``(n_members,)`` (float64)."""
+        """Fraction of masked entries kept per member, shape ``(n_members,)`` (float64).
+
+        The masked entries are the weights plus the biases that carry a mask: 21 parameters
+        for a 3-4-1 net with masked biases, its 16 weights otherwise.
+        """
         kept = sum(m.flatten(1).sum(dim=1) for m in self.masks.values())
-        return kept.to(torch.float64) / self.spec.n_weights()
+        return kept.to(torch.float64) / sum(m[0].numel() for m in self.masks.values())
 
     def with_masks(self, masks: dict[str, torch.Tensor]) -> Ensemble:
         """A new ensemble with these masks; parameters are copied and zeroed where pruned.
@@ -324,9 +341,10 @@ class Ensemble:
         Raises
         ------
         ValidationError
-            If the keys, shapes, dtype or device of ``masks`` do not match the weights.
+            If ``masks`` lacks a weight key, has a key that is neither a weight nor a bias, or
+            a mask's dtype, shape or device does not match its parameter.
         """
-        check_masks(masks, self.params, required=self.spec.weight_names())
+        self._check_masks(masks)
         params = masked_copy(self.params, masks)
         return Ensemble(spec=self.spec, params=params, masks=dict(masks), seeds=self.seeds)
 
@@ -465,7 +483,8 @@ def forward(
     params : dict of str to torch.Tensor
         Stacked parameters, as in :class:`Ensemble`.
     masks : dict of str to torch.Tensor or None
-        Boolean masks multiplied into the weights; None when ``params`` are already masked.
+        Boolean masks multiplied into the weights (and into the biases that have one); None
+        when ``params`` are already masked.
     x : torch.Tensor
         Shared inputs of shape ``(n_samples, n_features)`` or per-member inputs of shape
         ``(n_members, n_samples, n_features)``.
@@ -494,7 +513,9 @@ def _forward(spec: MLPSpec, params: dict, masks: dict | None, x: torch.Tensor) -
     for l, name in enumerate(spec.weight_names()):
         w = params[name] if masks is None else params[name] * masks[name]
         if spec.bias:
-            b = params[f"{2 * l}.bias"].unsqueeze(1)
+            key = f"{2 * l}.bias"
+            b = params[key] if masks is None or key not in masks else params[key] * masks[key]
+            b = b.unsqueeze(1)
             h = torch.baddbmm(b, h, w.transpose(1, 2)) if h.ndim == 3 else b + h @ w.mT
         else:
             h = torch.matmul(h, w.mT)

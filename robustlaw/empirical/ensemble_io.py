@@ -5,7 +5,7 @@ A member taken out with :func:`member_to_sequential` is an ordinary ``nn.Sequent
 names are the ensemble's keys (``"0.weight"``, ``"0.bias"``, ``"2.weight"``, ...).
 :func:`ensemble_from_sequentials` stacks such models back. Files written by
 :func:`save_ensemble` are a ``torch.save`` of plain tensors, lists and strings, read with
-``weights_only=True``.
+``weights_only=True``; they hold every mask the ensemble has, bias masks included.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ _FORMAT = "robustlaw.ensemble"
 
 
 def member_to_sequential(ens: Ensemble, k: int) -> nn.Sequential:
-    """Member ``k`` as a plain ``nn.Sequential`` with its mask applied to the weights.
+    """Member ``k`` as a plain ``nn.Sequential`` with its masks applied (weights, masked biases).
 
     Parameters
     ----------
@@ -75,7 +75,9 @@ def member_to_sequential(ens: Ensemble, k: int) -> nn.Sequential:
         with torch.no_grad():
             lin.weight.copy_(w)
             if spec.bias:
-                lin.bias.copy_(ens.params[f"{2 * l}.bias"][k])
+                key = f"{2 * l}.bias"
+                b = ens.params[key][k]
+                lin.bias.copy_(b * ens.masks[key][k] if key in ens.masks else b)
         layers.append(lin)
         if l < spec.n_layers - 1:
             layers.append(ACTIVATION_MODULES[spec.activation]())

@@ -27,6 +27,7 @@ from robustlaw.empirical.pruning.imp import MagnitudeAfterOptions as MagnitudeAf
 from robustlaw.empirical.pruning.imp import imp_levels as imp_levels
 from robustlaw.empirical.pruning.imp import next_remaining as next_remaining
 from robustlaw.empirical.pruning.masks import exact_top_k as exact_top_k
+from robustlaw.empirical.pruning.masks import layer_blocks as layer_blocks
 from robustlaw.empirical.pruning.masks import layer_densities as layer_densities
 from robustlaw.empirical.pruning.masks import mask_density as mask_density
 from robustlaw.empirical.pruning.masks import n_keep_for_density as n_keep_for_density
@@ -67,6 +68,7 @@ __all__ = [
     "get_pruner",
     "imp_levels",
     "invert_scores",
+    "layer_blocks",
     "layer_densities",
     "mask_density",
     "n_keep_for_density",

@@ -16,7 +16,7 @@ import torch
 from robustlaw.empirical.ensemble import Ensemble, MLPSpec, forward
 from robustlaw.empirical.pruning._data import ScoringData
 from robustlaw.empirical.pruning.ablations import invert_scores
-from robustlaw.empirical.pruning.masks import exact_top_k, n_keep_for_density
+from robustlaw.empirical.pruning.masks import exact_top_k, layer_blocks, n_keep_for_density
 
 __all__ = ["PruneContext"]
 
@@ -32,7 +32,8 @@ class PruneContext:
     ensemble : Ensemble
         The group's members (stacked parameters, current masks, training seeds).
     names : tuple of str
-        The prunable weight names, in registration order.
+        The prunable parameter names in registration order: weights, and biases when the plan
+        prunes them (``"0.weight", "0.bias", "2.weight", ...``).
     densities : tuple of float
         Each member's target density over the prunable entries.
     seeds : tuple of int
@@ -40,7 +41,8 @@ class PruneContext:
     options : object
         The method's options dataclass.
     scope : {"global", "layerwise"}
-        One threshold over all prunable entries, or one per layer.
+        One threshold over all prunable entries, or one per layer (a layer's weight and its
+        prunable bias share one).
     invert : bool
         Negate every keep-score before thresholding (prune the most important entries).
     data : ScoringData or None
@@ -97,7 +99,7 @@ class PruneContext:
         """
         densities = self.densities if densities is None else densities
         alive = {k: self.masks[k] for k in self.names} if alive is None else alive
-        blocks = [self.names] if self.scope == "global" else [(k,) for k in self.names]
+        blocks = [self.names] if self.scope == "global" else layer_blocks(self.names)
         out: Tensors = {}
         for block in blocks:
             n = sum(alive[k][0].numel() for k in block)

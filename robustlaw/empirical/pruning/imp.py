@@ -10,7 +10,8 @@ rewind restarts from the snapshot ``θ_k`` with a fresh optimizer state and trai
 steps (the learning rate is constant, so the schedule needs no reset). Every level uses the
 ensemble's seeds for minibatch order, i.e. the same data order at every level.
 
-IMP rounding rule: with ``R_j`` weights remaining at level ``j``, level ``j + 1`` keeps
+Both rank the prunable entries (weights, and biases when the plan prunes them) together by
+``|θ_T|``. IMP rounding rule: with ``R_j`` entries remaining at level ``j``, level ``j + 1`` keeps
 ``R_{j+1} = R_j - ceil(rate R_j - 1e-9)`` (float64), so the density is ``≈ (1 - rate)**j``.
 Under :func:`~robustlaw.empirical.pruning.prune` the last level stops at the plan's kept count
 ``N - ceil((1 - density) N - 1e-9)`` instead of overshooting it.
@@ -26,7 +27,7 @@ import torch
 from robustlaw._validation import check_choice, check_interval, check_seed
 from robustlaw.empirical.ensemble import Ensemble
 from robustlaw.empirical.pruning._context import PruneContext
-from robustlaw.empirical.pruning.masks import n_keep_for_density
+from robustlaw.empirical.pruning.masks import layer_blocks, n_keep_for_density
 from robustlaw.empirical.pruning.scorers import PrunerOutput, magnitude_scores
 from robustlaw.empirical.training import train_ensemble
 from robustlaw.errors import ValidationError
@@ -122,7 +123,7 @@ def prune_magnitude_after(ctx: PruneContext) -> PrunerOutput:
 
 
 def _blocks(ctx: PruneContext) -> list[tuple[str, ...]]:
-    return [ctx.names] if ctx.scope == "global" else [(k,) for k in ctx.names]
+    return [ctx.names] if ctx.scope == "global" else layer_blocks(ctx.names)
 
 
 def _targets(ctx: PruneContext, block: tuple[str, ...]) -> list[int]:
@@ -135,7 +136,7 @@ def _alive(alive: Tensors, block: tuple[str, ...]) -> list[int]:
 
 
 def _level(ctx: PruneContext, theta_t: Tensors, alive: Tensors, clamp: bool) -> Tensors:
-    """One IMP level: prune ``ceil(rate R)`` of the alive weights with the lowest ``|θ_T|``."""
+    """One IMP level: prune ``ceil(rate R)`` of the alive entries with the lowest ``|θ_T|``."""
     scores = {k: theta_t[k].detach().abs() for k in ctx.names}
     out: Tensors = {}
     for block in _blocks(ctx):

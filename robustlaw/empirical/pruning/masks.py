@@ -1,6 +1,7 @@
 """Mask helpers: densities and exact top-k thresholding.
 
-A mask is a dict of boolean tensors keyed by weight name (``METHODS.md`` §2). In an
+A mask is a dict of boolean tensors keyed by parameter name (``METHODS.md`` §2): weights, and
+biases where a plan prunes them. In an
 :class:`~robustlaw.empirical.ensemble.Ensemble` every tensor has a leading member axis of length
 K, so one mask dict holds the masks of all members; the helpers here work on that stacked form
 and treat the members independently. Masks are validated by
@@ -25,6 +26,7 @@ from robustlaw.errors import ValidationError
 
 __all__ = [
     "exact_top_k",
+    "layer_blocks",
     "layer_densities",
     "mask_density",
     "n_keep_for_density",
@@ -57,6 +59,23 @@ def n_keep_for_density(density: float, n_entries: int) -> int:
     """
     n_prune = math.ceil((1.0 - float(density)) * n_entries - 1e-9)
     return n_entries - min(max(n_prune, 0), n_entries)
+
+
+def layer_blocks(names: Sequence[str]) -> list[tuple[str, ...]]:
+    """Group parameter names by layer (``"2.weight"`` and ``"2.bias"`` share layer ``2``).
+
+    A layerwise scope thresholds each block on its own: a layer's weight alone, or its weight
+    and bias together when biases are prunable.
+
+    Examples
+    --------
+    >>> layer_blocks(["0.weight", "0.bias", "2.weight"])
+    [('0.weight', '0.bias'), ('2.weight',)]
+    """
+    blocks: dict[str, list[str]] = {}
+    for name in names:
+        blocks.setdefault(name.rsplit(".", 1)[0], []).append(name)
+    return [tuple(block) for block in blocks.values()]
 
 
 def layer_densities(masks: Tensors) -> dict[str, torch.Tensor]:
@@ -108,8 +127,9 @@ def exact_top_k(scores: Tensors, alive: Tensors, n_keep: torch.Tensor) -> dict[s
 
     Scores are compared over the concatenation of the given layers (one global threshold per
     member; pass a single layer for layerwise thresholding). Already-pruned entries stay pruned
-    whatever their score. Ties go to the lower flat index (registration order, then row-major):
-    the ranking is a stable descending sort, never a comparison with a k-th value.
+    whatever their score. Ties go to the lower flat index (registration order, then row-major),
+    exactly as a stable descending sort would rank them; the selection finds each member's
+    k-th largest score instead of sorting (see :func:`_keep_largest`).
 
     Parameters
     ----------
@@ -151,19 +171,34 @@ def exact_top_k(scores: Tensors, alive: Tensors, n_keep: torch.Tensor) -> dict[s
         raise ValidationError(
             f"cannot keep {n_keep.tolist()} entries when {n_alive.tolist()} are alive"
         )
-    # Dead entries sort last: -inf (+0.0 also turns -0.0 into 0.0, so a radix sort cannot
-    # split equal zeros).
-    flat = torch.where(live, flat + 0.0, -math.inf)
-    order = torch.argsort(-flat, dim=1, stable=True)
-    if bool((live & (flat == -math.inf)).any()):
-        # Alive entries scored -inf tie with dead ones: a second stable pass puts alive first.
-        dead_first = (~live).gather(1, order).to(torch.int8)
-        order = order.gather(1, torch.argsort(dead_first, dim=1, stable=True))
-    rank_kept = torch.arange(flat.shape[1], device=flat.device).unsqueeze(0) < n_keep.unsqueeze(1)
-    keep = torch.zeros_like(live).scatter_(1, order, rank_kept)
+    keep = _keep_largest(torch.where(live, flat + 0.0, -math.inf), live, n_keep)
     out, start = {}, 0
     for k in names:
         size = scores[k][0].numel()
         out[k] = keep[:, start : start + size].reshape(scores[k].shape)
         start += size
     return out
+
+
+def _keep_largest(flat: torch.Tensor, live: torch.Tensor, n_keep: torch.Tensor) -> torch.Tensor:
+    """Per row, the ``n_keep`` largest alive entries, ties to the lower index (no full sort).
+
+    Row ``i`` keeps every alive entry above its ``n_keep[i]``-th largest alive score ``t`` and,
+    of the alive entries equal to ``t``, the first ones by index until ``n_keep[i]`` are kept:
+    the same set as the first ``n_keep[i]`` of a stable descending sort. Dead entries hold
+    ``-inf`` and are never kept; alive entries scored ``-inf`` are kept only after every
+    finite one. One ``kthvalue`` call per distinct ``n_keep`` replaces an ``O(N log N)`` sort.
+    """
+    rows, width = flat.shape
+    threshold = torch.full((rows, 1), math.inf, dtype=flat.dtype, device=flat.device)
+    for k in torch.unique(n_keep).tolist():
+        if k == 0:
+            continue
+        idx = (n_keep == k).nonzero().flatten()
+        # the k-th largest of a row is its (width - k + 1)-th smallest; dead entries are -inf
+        # and sort below every alive one, and an alive row has at least k entries
+        threshold[idx] = torch.kthvalue(flat[idx], width - k + 1, dim=1, keepdim=True).values
+    above = live & (flat > threshold)
+    tied = live & (flat == threshold)
+    room = (n_keep - above.sum(1)).unsqueeze(1)
+    return above | (tied & (torch.cumsum(tied, dim=1) <= room))

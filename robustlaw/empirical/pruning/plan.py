@@ -8,6 +8,7 @@ never on its batch-mates, so one ensemble can hold a whole sweep grid.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,7 +27,12 @@ from robustlaw.empirical.ensemble import Ensemble, MLPSpec, init_mlp_ensemble
 from robustlaw.empirical.pruning._context import PruneContext
 from robustlaw.empirical.pruning._data import prepare_scoring_data
 from robustlaw.empirical.pruning.ablations import SHUFFLES
-from robustlaw.empirical.pruning.masks import layer_densities, mask_density, n_keep_for_density
+from robustlaw.empirical.pruning.masks import (
+    layer_blocks,
+    layer_densities,
+    mask_density,
+    n_keep_for_density,
+)
 from robustlaw.empirical.pruning.registry import get_pruner
 from robustlaw.empirical.training import train_ensemble
 from robustlaw.errors import ValidationError
@@ -59,7 +65,12 @@ class PrunePlan:
     scope : {"global", "layerwise"}
         One threshold over all prunable weights (default) or one per layer.
     prune_output_layer : bool
-        Whether the last layer's weights are prunable (default True; biases never are).
+        Whether the last layer's weights (and, with ``prune_biases``, its bias) are prunable
+        (default True).
+    prune_biases : bool
+        Whether biases are prunable too (default False: weights only). Biases then carry masks
+        and are ranked together with the weights; a layerwise scope thresholds each layer's
+        weight and bias together. ERK and ER refuse it. No effect on a bias-free net.
     invert : bool
         Negate the keep-scores: prune the weights the method deems most important.
     shuffle : {None, "layerwise", "global"}
@@ -74,6 +85,7 @@ class PrunePlan:
     options: Any = None
     scope: str = "global"
     prune_output_layer: bool = True
+    prune_biases: bool = False
     invert: bool = False
     shuffle: str | None = None
     reinit_seed: int | None = None
@@ -84,6 +96,12 @@ class PrunePlan:
         check_seed(self.seed)
         check_choice(self.scope, "scope", ("global", "layerwise"))
         check_bool(self.prune_output_layer, "prune_output_layer")
+        check_bool(self.prune_biases, "prune_biases")
+        if self.prune_biases and not entry.prunes_biases:
+            raise ValidationError(
+                f"method {self.method!r} sets its layer densities from the weight shapes and "
+                "cannot prune biases; use prune_biases=False or another method"
+            )
         check_bool(self.invert, "invert")
         if self.shuffle is not None:
             get_registered(SHUFFLES, self.shuffle, "shuffle")
@@ -120,16 +138,47 @@ class PruneResult:
     info: tuple[MaskInfo, ...]
 
 
-def prunable_names(spec: MLPSpec, prune_output_layer: bool = True) -> tuple[str, ...]:
-    """The prunable weight names: every weight, or all but the output layer's.
+def prunable_names(
+    spec: MLPSpec, prune_output_layer: bool = True, prune_biases: bool = False
+) -> tuple[str, ...]:
+    """The prunable parameter names, in registration order (each weight, then its bias).
+
+    Every weight, or all but the output layer's; with ``prune_biases`` the biases of those
+    layers too (none on a bias-free net).
 
     Examples
     --------
     >>> prunable_names(MLPSpec(layer_sizes=(3, 4, 1)), prune_output_layer=False)
     ('0.weight',)
+    >>> prunable_names(MLPSpec(layer_sizes=(3, 4, 1)), prune_biases=True)
+    ('0.weight', '0.bias', '2.weight', '2.bias')
     """
-    names = spec.weight_names()
-    return names if prune_output_layer else names[:-1]
+    with_bias = prune_biases and spec.bias
+    layers = [
+        (f"{2 * l}.weight", f"{2 * l}.bias") if with_bias else (f"{2 * l}.weight",)
+        for l in range(spec.n_layers)
+    ]
+    kept = layers if prune_output_layer else layers[:-1]
+    return tuple(name for layer in kept for name in layer)
+
+
+def _plan_names(spec: MLPSpec, plan: PrunePlan) -> tuple[str, ...]:
+    return _cached_names(spec, plan.prune_output_layer, plan.prune_biases)
+
+
+_cached_names = functools.lru_cache(maxsize=256)(prunable_names)  # called once per member
+
+
+def _with_bias_masks(ensemble: Ensemble, plans: Sequence[PrunePlan]) -> Ensemble:
+    """The ensemble with a full mask on every unmasked bias, if some plan prunes biases."""
+    if not any(p.prune_biases for p in plans):
+        return ensemble
+    full = {
+        k: torch.ones_like(ensemble.params[k], dtype=torch.bool)
+        for k in ensemble.spec.bias_names()
+        if k not in ensemble.masks
+    }
+    return ensemble.with_masks({**ensemble.masks, **full}) if full else ensemble
 
 
 def select_members(ensemble: Ensemble, members: Sequence[int]) -> Ensemble:
@@ -164,12 +213,19 @@ def _plans(plans, n_members: int) -> tuple[PrunePlan, ...]:
 
 
 def _group_key(plan: PrunePlan) -> tuple:
-    return (plan.method, plan.options, plan.scope, plan.prune_output_layer, plan.invert)
+    return (
+        plan.method,
+        plan.options,
+        plan.scope,
+        plan.prune_output_layer,
+        plan.prune_biases,
+        plan.invert,
+    )
 
 
 def _check_keeps_one(ensemble: Ensemble, plan: PrunePlan, names, member: int) -> None:
-    """Refuse a density that keeps no weight (in some layer, for a layerwise scope)."""
-    sizes = [ensemble.masks[k][0].numel() for k in names]
+    """Refuse a density that keeps no entry (in some layer, for a layerwise scope)."""
+    sizes = [sum(ensemble.masks[k][0].numel() for k in block) for block in layer_blocks(names)]
     n = sum(sizes) if plan.scope == "global" else min(sizes)
     if n_keep_for_density(plan.density, n) < 1:
         where = "prunable weights" if plan.scope == "global" else "weights of the smallest layer"
@@ -179,16 +235,32 @@ def _check_keeps_one(ensemble: Ensemble, plan: PrunePlan, names, member: int) ->
         )
 
 
+def _densities(masks, plans, spec: MLPSpec) -> list[float]:
+    """Each member's density over its plan's prunable entries (one batched count per name set)."""
+    by_names: dict[tuple[str, ...], list[float]] = {}
+    out = []
+    for i, plan in enumerate(plans):
+        names = _plan_names(spec, plan)
+        if names not in by_names:
+            by_names[names] = mask_density({k: masks[k] for k in names}).tolist()
+        out.append(by_names[names][i])
+    return out
+
+
 def _check_inputs(ensemble: Ensemble, plans, data, loss: str, train_options) -> None:
+    densities = _densities(ensemble.masks, plans, ensemble.spec)
+    checked = set()
     for i, plan in enumerate(plans):
         entry = get_pruner(plan.method)
         if entry.needs_data and data is None:
             raise ValidationError(f"member {i}: method {plan.method!r} needs data=(X, y)")
         if entry.needs_training and train_options is None:
             raise ValidationError(f"member {i}: method {plan.method!r} needs train_options")
-        names = prunable_names(ensemble.spec, plan.prune_output_layer)
-        _check_keeps_one(ensemble, plan, names, i)
-        current = float(mask_density({k: ensemble.masks[k][i : i + 1] for k in names})[0])
+        names = _plan_names(ensemble.spec, plan)
+        if (names, plan.scope, plan.density) not in checked:  # the same check for every member
+            _check_keeps_one(ensemble, plan, names, i)
+            checked.add((names, plan.scope, plan.density))
+        current = densities[i]
         if plan.density > current + 1e-12:
             raise ValidationError(
                 f"member {i}: density={plan.density} exceeds the current density {current:.6g}; "
@@ -248,6 +320,7 @@ def prune(
     ([0.5, 0.25], 'erk')
     """
     plans = _plans(plans, ensemble.n_members)
+    ensemble = _with_bias_masks(ensemble, plans)
     _check_inputs(ensemble, plans, data, loss, train_options)
     like = ensemble.params[ensemble.spec.weight_names()[0]]
     scoring = None
@@ -271,7 +344,7 @@ def prune(
         idx = torch.tensor(members, device=like.device)
         ctx = PruneContext(
             ensemble=select_members(ensemble, members),
-            names=prunable_names(ensemble.spec, plan.prune_output_layer),
+            names=_plan_names(ensemble.spec, plan),
             densities=tuple(plans[i].density for i in members),
             seeds=tuple(plans[i].seed for i in members),
             options=plan.options,
@@ -297,7 +370,7 @@ def _ablate(ensemble: Ensemble, plans, masks, params) -> None:
     """Apply each member's shuffle and reinitialization in place."""
     for i, plan in enumerate(plans):
         if plan.shuffle is not None:
-            names = prunable_names(ensemble.spec, plan.prune_output_layer)
+            names = _plan_names(ensemble.spec, plan)
             member = SHUFFLES[plan.shuffle]({k: masks[k][i] for k in names}, plan.seed)
             for k, m in member.items():
                 masks[k][i] = m
@@ -310,18 +383,18 @@ def _ablate(ensemble: Ensemble, plans, masks, params) -> None:
 
 
 def _infos(pruned: Ensemble, plans, scopes) -> tuple[MaskInfo, ...]:
-    per_layer = layer_densities(pruned.masks)
+    per_layer = {k: v.tolist() for k, v in layer_densities(pruned.masks).items()}
+    densities = _densities(pruned.masks, plans, pruned.spec)
     infos = []
     for i, plan in enumerate(plans):
-        names = prunable_names(pruned.spec, plan.prune_output_layer)
-        member = {k: pruned.masks[k][i : i + 1] for k in names}
+        names = _plan_names(pruned.spec, plan)
         infos.append(
             MaskInfo(
                 method=plan.method,
                 scope=scopes[i],
                 target_density=float(plan.density),
-                density=float(mask_density(member)[0]),
-                layer_densities={k: float(v[i]) for k, v in per_layer.items()},
+                density=densities[i],
+                layer_densities={k: v[i] for k, v in per_layer.items()},
                 seed=plan.seed,
                 prunable=names,
                 flags={
@@ -329,6 +402,7 @@ def _infos(pruned: Ensemble, plans, scopes) -> tuple[MaskInfo, ...]:
                     "shuffle": plan.shuffle,
                     "reinit_seed": plan.reinit_seed,
                     "prune_output_layer": plan.prune_output_layer,
+                    "prune_biases": plan.prune_biases,
                     "options": dataclasses.asdict(plan.options),
                 },
             )
@@ -371,6 +445,7 @@ def prune_at_step(
     check_seed(prune_step, "prune_step")
     check_seed(state_step, "state_step")
     plans = _plans(plans, ensemble.n_members)
+    ensemble = _with_bias_masks(ensemble, plans)
     for plan in plans:
         if get_pruner(plan.method).needs_training:
             raise ValidationError(f"prune_at_step cannot run {plan.method!r}, which trains itself")

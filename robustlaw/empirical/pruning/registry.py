@@ -47,6 +47,9 @@ class Pruner:
         The method scores or trains on ``data=(X, y)``.
     needs_training : bool
         The method trains (``train_options`` required).
+    prunes_biases : bool
+        The method can rank biases with the weights (``PrunePlan(prune_biases=True)``). False
+        for ERK and ER, whose layer densities come from weight shapes.
     description : str
         One line for listings.
     """
@@ -55,6 +58,7 @@ class Pruner:
     default_options: Any
     needs_data: bool = False
     needs_training: bool = False
+    prunes_biases: bool = True
     description: str = ""
 
 
@@ -68,11 +72,15 @@ PRUNERS: dict[str, Pruner] = {
         description="a uniform subset of exactly N_l - ceil(s N_l) entries per layer",
     ),
     "erk": Pruner(
-        run=prune_erk, default_options=ErkOptions(), description="random at ERK layer densities"
+        run=prune_erk,
+        default_options=ErkOptions(),
+        prunes_biases=False,
+        description="random at ERK layer densities",
     ),
     "er": Pruner(
         run=prune_erk,
         default_options=ErkOptions(kernel=False),
+        prunes_biases=False,
         description="random at Erdős–Rényi layer densities",
     ),
     "magnitude": Pruner(

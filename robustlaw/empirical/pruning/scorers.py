@@ -1,10 +1,11 @@
 """Keep-scores of the pruning-at-initialization methods (``METHODS.md`` §3.1–3.5).
 
 Every scorer takes a :class:`~robustlaw.empirical.pruning._context.PruneContext` and returns one
-float tensor of keep-scores per prunable weight, with the member axis first; larger means more
-important. All members of a group are scored at once: members are independent, so the gradient
-of the *sum* over members of per-member mean losses holds every member's own gradient, and the
-same holds for Hessian-gradient products (the Hessian of the sum is block-diagonal).
+float tensor of keep-scores per prunable parameter (weights, and biases when the plan prunes
+them), with the member axis first; larger means more important. All members of a group are
+scored at once: members are independent, so the gradient of the *sum* over members of
+per-member mean losses holds every member's own gradient, and the same holds for
+Hessian-gradient products (the Hessian of the sum is block-diagonal).
 """
 
 from __future__ import annotations
@@ -170,13 +171,22 @@ def _layer_generator(seed: int, layer: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed + layer) % (MAX_SEED + 1))
 
 
+def _stream(spec, name: str) -> int:
+    """Tensor ``name``'s random stream: ``l`` for layer ``l``'s weight, ``L + l`` for its bias."""
+    return (spec.weight_names() + spec.bias_names()).index(name)
+
+
 def random_scores(ctx: PruneContext) -> Tensors:
-    """i.i.d. ``U(0, 1)`` keep-scores; member ``k``'s layer ``l`` uses the seed ``seed_k + l``."""
-    order = ctx.spec.weight_names()
+    """i.i.d. ``U(0, 1)`` keep-scores; member ``k``'s tensor ``t`` uses the seed ``seed_k + t``.
+
+    ``t = l`` for the weight of layer ``l`` and ``t = L + l`` for its bias (``L`` layers).
+    """
     return {
         k: torch.stack(
             [
-                torch.rand(ctx.params[k].shape[1:], generator=_layer_generator(s, order.index(k)))
+                torch.rand(
+                    ctx.params[k].shape[1:], generator=_layer_generator(s, _stream(ctx.spec, k))
+                )
                 for s in ctx.seeds
             ]
         ).to(ctx.params[k].device)
@@ -225,13 +235,18 @@ def snip_scores(ctx: PruneContext) -> Tensors:
 
 
 def _xavier_copy(ctx: PruneContext) -> Tensors:
-    order = ctx.spec.weight_names()
+    """Weights redrawn from ``xavier_normal``; biases kept, as the official code leaves them."""
     out = {}
     for k in ctx.names:
+        if k in ctx.spec.bias_names():
+            out[k] = ctx.params[k]
+            continue
         fan_out, fan_in = ctx.params[k].shape[1:3]
         std = math.sqrt(2.0 / (fan_in + fan_out))
         draws = [
-            torch.randn(ctx.params[k].shape[1:], generator=_layer_generator(s, order.index(k)))
+            torch.randn(
+                ctx.params[k].shape[1:], generator=_layer_generator(s, _stream(ctx.spec, k))
+            )
             for s in ctx.seeds
         ]
         out[k] = (torch.stack(draws) * std).to(ctx.params[k])
@@ -284,7 +299,11 @@ def grasp_abs_scores(ctx: PruneContext) -> Tensors:
 
 
 def synflow_scores(abs_params: Tensors, alive: Tensors, ctx: PruneContext) -> Tensors:
-    """SynFlow keep-score ``|θ ⊙ ∂R/∂θ|`` with ``R = Σ f(1; |θ| ⊙ m)`` (all-ones input)."""
+    """SynFlow keep-score ``|θ ⊙ ∂R/∂θ|`` with ``R = Σ f(1; |θ| ⊙ m)`` (all-ones input).
+
+    As in the Synaptic-Flow reference, every parameter enters ``R`` by its absolute value,
+    biases included; a prunable bias ``b`` scores ``|b ∂R/∂b|``.
+    """
     x = torch.ones(1, ctx.spec.layer_sizes[0], dtype=abs_params[ctx.names[0]].dtype)
     w = _leaves(abs_params, ctx.names)
     total = ctx.forward({**abs_params, **w}, x.to(w[ctx.names[0]].device), alive).sum()

@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robustlaw.empirical.ensemble import check_masks
@@ -15,6 +15,9 @@ from robustlaw.empirical.pruning import (
     n_keep_for_density,
 )
 from robustlaw.errors import ValidationError
+
+EXTREMES = (math.inf, -math.inf, -0.0)
+"""Scores that tie with dead entries (-inf), beat every finite one (inf) or equal 0.0 (-0.0)."""
 
 
 def _reference_keep(scores, alive, n_keep):
@@ -84,13 +87,13 @@ def test_nan_scores_and_too_many_kept_raise():
     n_members=st.integers(1, 3),
     data=st.data(),
 )
+@settings(max_examples=300, deadline=None)
 def test_exact_counts_match_reference_sort(shapes, n_members, data):
     scores, alive = {}, {}
     for i, shape in enumerate(shapes):
         n = shape[0] * shape[1]
-        vals = data.draw(
-            st.lists(st.integers(-3, 3), min_size=n * n_members, max_size=n * n_members)
-        )
+        value = st.one_of(st.integers(-3, 3).map(float), st.sampled_from(EXTREMES))
+        vals = data.draw(st.lists(value, min_size=n * n_members, max_size=n * n_members))
         live = data.draw(st.lists(st.booleans(), min_size=n * n_members, max_size=n * n_members))
         scores[f"{i}.weight"] = torch.tensor(vals, dtype=torch.float32).reshape(n_members, *shape)
         alive[f"{i}.weight"] = torch.tensor(live).reshape(n_members, *shape)
