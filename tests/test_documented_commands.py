@@ -9,8 +9,9 @@ bash or console block fails :func:`test_commands_have_no_placeholders`.
 Each command runs in-process (``robustlaw.cli.main``) in a fresh folder holding the inputs the
 documents assume: ``weights.npz`` (a small MLP), ``random_weights.mat`` (the LipSDP fixture,
 when ``../shared/fixtures/lipsdp`` is beside the checkout; its commands are skipped
-otherwise), ``results.sqlite`` with the ``tiny`` results of ``lor-scaling`` (run once per
-module), and the same store as ``robustlaw-demo/results.sqlite``, so ``robustlaw demo`` resumes
+otherwise), ``results.sqlite`` with the ``tiny`` results of ``lor-scaling`` and of every
+experiment a documented ``run`` or ``figure`` command names (run once per module), and the
+same store as ``robustlaw-demo/results.sqlite``, so ``robustlaw demo`` resumes
 instead of retraining. ``run`` commands of the ``default`` and ``paper`` presets (minutes to
 hours) run with ``--preset tiny`` instead, which the store holds already.
 """
@@ -118,6 +119,16 @@ def test_commands_have_no_placeholders(path, command):
     assert not re.search(r"\[|\]|<|>|\b[A-Z]{3,}\b", command), f"{path}: {command}"
 
 
+def _documented_experiments() -> list[str]:
+    """lor-scaling (the demo's) and every experiment a documented ``run`` or ``figure`` names."""
+    names = ["lor-scaling"]
+    for _, command in DOCUMENTED:
+        argv = shlex.split(command)[1:]
+        if argv[0] in ("run", "figure") and argv[1] not in names:
+            names.append(argv[1])
+    return names
+
+
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory, request):
     """A folder with every input a documented command reads."""
@@ -130,7 +141,8 @@ def inputs(tmp_path_factory, request):
     if lipsdp.is_file():
         shutil.copy(lipsdp, folder / "random_weights.mat")
     store = folder / "results.sqlite"
-    run("lor-scaling", "tiny", store=store, device="cpu", threads=1, progress=False)
+    for name in _documented_experiments():
+        run(name, "tiny", store=store, device="cpu", threads=1, progress=False)
     (folder / "robustlaw-demo").mkdir()
     shutil.copy(store, folder / "robustlaw-demo" / "results.sqlite")
     return folder

@@ -15,7 +15,7 @@ import torch
 
 from robustlaw._validation import check_integer, check_interval
 from robustlaw.empirical.ensemble import Ensemble
-from robustlaw.empirical.pruning.plan import select_members
+from robustlaw.empirical.pruning.members import select_members
 from robustlaw.empirical.search import _certified_uppers, _clipped_fit
 from robustlaw.empirical.training import BelowNoise, SpectralBall, TrainOptions, train_ensemble
 from robustlaw.errors import ValidationError

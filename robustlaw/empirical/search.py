@@ -21,7 +21,7 @@ from robustlaw._validation import check_interval, get_registered
 from robustlaw.empirical.ensemble import Ensemble
 from robustlaw.empirical.lipschitz.registry import LIPSCHITZ_METHODS, estimate_lipschitz
 from robustlaw.empirical.lipschitz.weights import Network, as_network
-from robustlaw.empirical.pruning.plan import select_members
+from robustlaw.empirical.pruning.members import select_members
 from robustlaw.empirical.training.stopping import BelowNoise, CheckPass
 from robustlaw.errors import ValidationError
 

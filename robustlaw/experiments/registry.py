@@ -34,7 +34,13 @@ __all__ = [
 PRESET_NAMES = ("tiny", "default", "paper")
 """Every experiment defines these presets."""
 
-_BUILTIN_MODULES = ("robustlaw.experiments.lor_scaling",)
+_BUILTIN_MODULES = (
+    "robustlaw.experiments.lor_scaling",
+    "robustlaw.experiments.nfp_noise_correlation",
+    "robustlaw.experiments.nfp_memorization_images",
+    "robustlaw.experiments.nfp_memorization",
+    "robustlaw.experiments.nfp_mask_information",
+)
 
 KEY_COLUMNS = (
     "experiment",

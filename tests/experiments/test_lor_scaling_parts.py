@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from robustlaw.bounds.deep import mlp_parameter_count
 from robustlaw.empirical.ensemble import MLPSpec, init_mlp_ensemble
+from robustlaw.empirical.pruning import concat_members as _concat
 from robustlaw.empirical.training import Adam, MaxSteps, TrainOptions, train_ensemble
 from robustlaw.errors import UnknownNameError, ValidationError
-from robustlaw.experiments.lor_scaling.ensembles import concat as _concat
 from robustlaw.experiments.lor_scaling.ensembles import padded as _padded
 from robustlaw.experiments.lor_scaling.measure import grouped_ks as _grouped_ks
 from robustlaw.experiments.lor_scaling.record import LorScalingRecord

@@ -31,13 +31,15 @@ from robustlaw.empirical.pruning.masks import layer_blocks as layer_blocks
 from robustlaw.empirical.pruning.masks import layer_densities as layer_densities
 from robustlaw.empirical.pruning.masks import mask_density as mask_density
 from robustlaw.empirical.pruning.masks import n_keep_for_density as n_keep_for_density
+from robustlaw.empirical.pruning.members import concat_members as concat_members
+from robustlaw.empirical.pruning.members import select_members as select_members
+from robustlaw.empirical.pruning.paths import imp_path as imp_path
 from robustlaw.empirical.pruning.plan import MaskInfo as MaskInfo
 from robustlaw.empirical.pruning.plan import PrunePlan as PrunePlan
 from robustlaw.empirical.pruning.plan import PruneResult as PruneResult
 from robustlaw.empirical.pruning.plan import prunable_names as prunable_names
 from robustlaw.empirical.pruning.plan import prune as prune
 from robustlaw.empirical.pruning.plan import prune_at_step as prune_at_step
-from robustlaw.empirical.pruning.plan import select_members as select_members
 from robustlaw.empirical.pruning.registry import PRUNERS as PRUNERS
 from robustlaw.empirical.pruning.registry import Pruner as Pruner
 from robustlaw.empirical.pruning.registry import get_pruner as get_pruner
@@ -64,9 +66,11 @@ __all__ = [
     "SynflowOptions",
     "erk_counts",
     "erk_densities",
+    "concat_members",
     "exact_top_k",
     "get_pruner",
     "imp_levels",
+    "imp_path",
     "invert_scores",
     "layer_blocks",
     "layer_densities",

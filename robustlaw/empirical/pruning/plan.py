@@ -33,6 +33,7 @@ from robustlaw.empirical.pruning.masks import (
     mask_density,
     n_keep_for_density,
 )
+from robustlaw.empirical.pruning.members import select_members, with_bias_masks
 from robustlaw.empirical.pruning.registry import get_pruner
 from robustlaw.empirical.training import train_ensemble
 from robustlaw.errors import ValidationError
@@ -44,7 +45,6 @@ __all__ = [
     "prunable_names",
     "prune",
     "prune_at_step",
-    "select_members",
 ]
 
 
@@ -169,37 +169,6 @@ def _plan_names(spec: MLPSpec, plan: PrunePlan) -> tuple[str, ...]:
 _cached_names = functools.lru_cache(maxsize=256)(prunable_names)  # called once per member
 
 
-def _with_bias_masks(ensemble: Ensemble, plans: Sequence[PrunePlan]) -> Ensemble:
-    """The ensemble with a full mask on every unmasked bias, if some plan prunes biases."""
-    if not any(p.prune_biases for p in plans):
-        return ensemble
-    full = {
-        k: torch.ones_like(ensemble.params[k], dtype=torch.bool)
-        for k in ensemble.spec.bias_names()
-        if k not in ensemble.masks
-    }
-    return ensemble.with_masks({**ensemble.masks, **full}) if full else ensemble
-
-
-def select_members(ensemble: Ensemble, members: Sequence[int]) -> Ensemble:
-    """The sub-ensemble of the given members (stacked tensors indexed, seeds kept).
-
-    Examples
-    --------
-    >>> from robustlaw.empirical.ensemble import MLPSpec, init_mlp_ensemble
-    >>> ens = init_mlp_ensemble(MLPSpec(layer_sizes=(2, 3, 1)), seeds=[4, 5, 6])
-    >>> select_members(ens, [2, 0]).seeds
-    (6, 4)
-    """
-    idx = torch.as_tensor(list(members), dtype=torch.long, device=ensemble.device)
-    return Ensemble(
-        spec=ensemble.spec,
-        params={k: v[idx] for k, v in ensemble.params.items()},
-        masks={k: v[idx] for k, v in ensemble.masks.items()},
-        seeds=tuple(ensemble.seeds[i] for i in members) if ensemble.seeds else (),
-    )
-
-
 def _plans(plans, n_members: int) -> tuple[PrunePlan, ...]:
     plans = (plans,) if isinstance(plans, PrunePlan) else tuple(plans)
     if len(plans) == 1:
@@ -320,7 +289,8 @@ def prune(
     ([0.5, 0.25], 'erk')
     """
     plans = _plans(plans, ensemble.n_members)
-    ensemble = _with_bias_masks(ensemble, plans)
+    if any(p.prune_biases for p in plans):
+        ensemble = with_bias_masks(ensemble)
     _check_inputs(ensemble, plans, data, loss, train_options)
     like = ensemble.params[ensemble.spec.weight_names()[0]]
     scoring = None
@@ -445,7 +415,8 @@ def prune_at_step(
     check_seed(prune_step, "prune_step")
     check_seed(state_step, "state_step")
     plans = _plans(plans, ensemble.n_members)
-    ensemble = _with_bias_masks(ensemble, plans)
+    if any(p.prune_biases for p in plans):
+        ensemble = with_bias_masks(ensemble)
     for plan in plans:
         if get_pruner(plan.method).needs_training:
             raise ValidationError(f"prune_at_step cannot run {plan.method!r}, which trains itself")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 
 from robustlaw.empirical.ensemble import Ensemble, MLPSpec
 from robustlaw.empirical.pruning import select_members
 
-__all__ = ["clipped_mse", "concat", "padded", "repeat_members"]
+__all__ = ["clipped_mse", "padded", "repeat_members"]
 
 
 def repeat_members(ens: Ensemble, times: int) -> Ensemble:
@@ -48,17 +46,6 @@ def padded(ens: Ensemble, width: int) -> Ensemble:
             masks[key] = torch.zeros_like(params[key], dtype=torch.bool)
             masks[key][block] = ens.masks[key]
     return Ensemble(spec=spec, params=params, masks=masks, seeds=ens.seeds)
-
-
-def concat(parts: Sequence[Ensemble]) -> Ensemble:
-    """The members of several ensembles of one spec, in order, as one ensemble."""
-    first = parts[0]
-    return Ensemble(
-        spec=first.spec,
-        params={k: torch.cat([e.params[k] for e in parts]) for k in first.params},
-        masks={k: torch.cat([e.masks[k] for e in parts]) for k in first.masks},
-        seeds=tuple(s for e in parts for s in e.seeds),
-    )
 
 
 def clipped_mse(predict, X: torch.Tensor, y: torch.Tensor) -> np.ndarray:

@@ -28,9 +28,9 @@ import torch
 
 from robustlaw.empirical import constructions
 from robustlaw.empirical.ensemble import Ensemble, MLPSpec, init_mlp_ensemble
-from robustlaw.empirical.pruning import PrunePlan, prune
+from robustlaw.empirical.pruning import PrunePlan, concat_members, prune
 from robustlaw.empirical.search import smallest_certified_fit
-from robustlaw.experiments.lor_scaling.ensembles import clipped_mse, concat, padded, repeat_members
+from robustlaw.experiments.lor_scaling.ensembles import clipped_mse, padded, repeat_members
 from robustlaw.experiments.lor_scaling.record import LorScalingRecord
 from robustlaw.experiments.lor_scaling.unit import SKIPPED, Member, UnitContext
 from robustlaw.experiments.registry import WorkUnit
@@ -77,7 +77,7 @@ def _dense(u: UnitContext) -> list[LorScalingRecord]:
     widths, seeds = u.unit.params["widths"], list(range(u.s.search_restarts))
     device = u.data.X.device
     parts = [init_mlp_ensemble(_spec(u, k), seeds, dtype=u.dtype, device=device) for k in widths]
-    base = concat([padded(e, max(widths)) for e in parts])
+    base = concat_members([padded(e, max(widths)) for e in parts])
     recipes = [Member("search", "dense", 1.0, r, k) for k in widths for r in seeds]
     return _search_and_controls(u, base, recipes, u.s.search_weights)
 
