@@ -30,7 +30,9 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 exclude_patterns = ["_build", "_generated/*.inc.md"]
 html_theme = "alabaster"
-suppress_warnings = ["myst.header"]
+# "ref.python": a field name such as ``method`` or ``X`` that several documented classes share
+# is ambiguous as a cross-reference; napoleon's parameter types resolve it to a plain name.
+suppress_warnings = ["myst.header", "ref.python"]
 
 
 def _run_generators(app):

@@ -150,6 +150,11 @@ BOUND_CASES = [
     (rb.mask_entropy_upper_bound, dict(p=100.0, kept=10.0), lambda v, kw: _assert_non_negative(v)),
     (rb.imp_to_pai_ratio, dict(gamma=0.5, bits_per_weight=1.0), lambda v, kw: _assert_positive(v)),
     (
+        rb.mask_information,
+        dict(p=21, kept=10, data_dependent=True, measured=3.0),
+        lambda v, kw: _assert_non_negative(v.bits),
+    ),
+    (
         rb.parameter_lipschitz_constant,
         dict(R=1.0, W_inf=1.0, p=100.0, D=2, Q=1),
         lambda v, kw: _assert_non_negative(v),

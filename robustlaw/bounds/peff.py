@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
+from robustlaw._validation import check_bool, check_integer
 from robustlaw.bounds._core import as_arrays, compute, finish
 from robustlaw.errors import ValidationError
 
@@ -236,8 +237,9 @@ def mask_information(
     Raises
     ------
     ValidationError
-        If the measurement is negative, not finite, or above the ceiling ``log2 binom(p,
-        kept)`` (an impossible value: the estimate or its inputs are wrong).
+        If ``p`` or ``kept`` is not an integer with ``0 <= kept <= p``, ``data_dependent`` is
+        not a bool, or the measurement is negative, not finite, or above the ceiling
+        ``log2 binom(p, kept)`` (an impossible value: the estimate or its inputs are wrong).
 
     References
     ----------
@@ -252,6 +254,11 @@ def mask_information(
     >>> round(mask_information(p=21, kept=10, data_dependent=True).bits, 3)  # log2 C(21, 10)
     18.428
     """
+    p = check_integer(p, "p", minimum=1)
+    kept = check_integer(kept, "kept", minimum=0)
+    if kept > p:
+        raise ValidationError(f"kept must be at most p, got kept={kept} > p={p}")
+    check_bool(data_dependent, "data_dependent")
     ceiling = float(mask_entropy_upper_bound(p, kept))
     if not data_dependent:
         return MaskInformation(bits=0.0, source="zero")
@@ -260,7 +267,7 @@ def mask_information(
     bits = _measured_bits(measured)
     if bits > ceiling * (1 + 1e-9) + 1e-9:
         raise ValidationError(
-            f"measured information {bits:.6g} bits exceeds log2 binom({p}, {kept}) = "
+            f"measured information {bits:.6g} bits exceeds log2 binom(p={p}, kept={kept}) = "
             f"{ceiling:.6g} bits, the most any mask keeping {kept} of {p} entries can carry"
         )
     return MaskInformation(bits=bits, source="measured")

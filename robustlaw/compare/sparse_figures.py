@@ -105,8 +105,9 @@ def sparse_figure(results: Any, *, axes: Any = None):
         entries = []
         for i, method in enumerate(methods):
             style = _method_style(i, method in dependent)
+            tag = "data-dependent" if method in dependent else "data-independent"
             info = _information_label([r for r in pruned if r["method"] == method])
-            entries.append((proxy(**style), f"{method} ({info})"))
+            entries.append((proxy(**style), f"{method} ({tag}; {info})"))
         entries += [
             (proxy(color="k", marker=".", ls="-"), "dense (chosen fits, at its own x)"),
             (proxy(color="k", ls="--", lw=1.1), "BS floor at p = kept (dense nets)"),
@@ -151,7 +152,7 @@ def sparse_figure(results: Any, *, axes: Any = None):
     return fig
 
 
-_SOURCE_WORDS = {"zero": "0 (data-independent)", "measured": "measured",
+_SOURCE_WORDS = {"zero": "0", "measured": "measured",
                  "entropy-bound": "log2 binom bound"}  # fmt: skip
 
 
@@ -161,7 +162,7 @@ def _information_label(rows: list[dict[str, Any]]) -> str:
     Examples
     --------
     >>> _information_label([{"mask_info_source": "zero", "density": 0.1}])
-    'mask bits: 0 (data-independent)'
+    'mask bits: 0'
     >>> rows = [{"mask_info_source": s, "density": x}
     ...         for s, x in (("measured", 0.1), ("entropy-bound", 0.3))]
     >>> _information_label(rows)

@@ -79,6 +79,7 @@ def law_rows(noise=0.0, seed=0, sizes=SIZES, datasets=DATASETS, pruned=True, bui
                     _members(rows, law, n=n, d=d, dataset=data, width=ps[-1], p=ps[-1],
                              kept=kept, method=method, density=density,
                              data_dependent=bits_per_kept > 0, mask_info_bits=bits_per_kept * kept,
+                             mask_info_source="entropy-bound" if bits_per_kept > 0 else "zero",
                              p_eff=20.0 * informal, p_eff_informal=informal)  # fmt: skip
             for name, ok in (("caps", True), ("grouped-min-norm", False)) if built else ():
                 rows.append(record(role="construction", method=name, n=n, d=d, dataset=data,

@@ -163,6 +163,9 @@ def test_sparse_figure_has_three_units_per_size(rows, law):
     for ax in (informal, peff):
         assert _labelled(ax, "imp: NFP floor at p_eff (k-condition fails)")
     assert "data-dependent" in " ".join(_legend(fig))
+    # the legend says where each method's mask bits come from
+    assert "imp (data-dependent; mask bits: log2 binom bound)" in _legend(fig)
+    assert "random (data-independent; mask bits: 0)" in _legend(fig)
 
 
 def test_sparse_figure_without_pruned_nets_says_so(law):

@@ -36,7 +36,11 @@ def test_experiments_lists_presets(synthetic, capsys):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "nope"], "unknown experiment 'nope'; valid names: lor-scaling, synthetic"),
+        (
+            ["run", "nope"],
+            "unknown experiment 'nope'; valid names: lor-scaling, nfp-mask-information, "
+            "nfp-memorization, nfp-memorization-images, nfp-noise-correlation, synthetic",
+        ),
         (["run", "synthetic", "--preset", "huge"], "valid names: default, paper, tiny"),
         (["run", "synthetic", "--executor", "dask"], "valid names: local, ray"),
         (
