@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -150,6 +150,13 @@ class ModuleEnsemble:
         One seed per member.
     example_ndim : int
         Dimensions of one input example (1 for vectors, 3 for images).
+    example_shape : tuple of int or None
+        The shape of one input example, ``(n_features,)`` or ``(channels, height, width)``,
+        when known. SynFlow's all-ones input needs it; inputs are checked against it.
+    init : str or None
+        The key of :data:`MODULE_INITIALIZERS` the members were drawn with, and ``init_std``
+        its standard deviation; None when unknown (stacked from existing modules). The
+        reinitialization ablation redraws from it (:meth:`fresh_params`).
     """
 
     base: nn.Module
@@ -158,10 +165,25 @@ class ModuleEnsemble:
     masks: Params = field(default_factory=dict)
     seeds: tuple[int, ...] = ()
     example_ndim: int = 1
+    example_shape: tuple[int, ...] | None = None
+    init: str | None = None
+    init_std: float = 1.0
 
     def __post_init__(self) -> None:
         check_masks(self.masks, self.params)
         object.__setattr__(self, "seeds", tuple(self.seeds))
+        if self.example_shape is not None:
+            shape = tuple(
+                check_integer(n, "example_shape entry", minimum=1) for n in self.example_shape
+            )
+            if len(shape) != self.example_ndim:
+                raise ValidationError(
+                    f"example_shape {shape} has {len(shape)} dimensions but example_ndim is "
+                    f"{self.example_ndim}"
+                )
+            object.__setattr__(self, "example_shape", shape)
+        if self.init is not None:
+            get_registered(MODULE_INITIALIZERS, self.init, "init")
 
     @property
     def n_members(self) -> int:
@@ -196,17 +218,26 @@ class ModuleEnsemble:
         params = masked_copy(params, self.masks)
         return self._replace(params=params)
 
+    def fresh_params(self, seeds: Sequence[int]) -> Params:
+        """Parameters drawn anew from the members' init distribution, one member per seed.
+
+        Member ``k`` equals what :func:`init_module_ensemble` draws for ``seeds[k]``.
+
+        Raises
+        ------
+        ValidationError
+            If the init distribution is unknown (an ensemble stacked from existing modules).
+        """
+        if self.init is None:
+            raise ValidationError(
+                "this ensemble's init distribution is unknown (stacked from existing modules); "
+                "make it with init_module_ensemble to redraw its parameters"
+            )
+        like = next(iter(self.params.values()))
+        return _draw_params(self.base, seeds, self.init, self.init_std, like.dtype, like.device)
+
     def _replace(self, **changes) -> ModuleEnsemble:
-        fields = dict(
-            base=self.base,
-            params=self.params,
-            buffers=self.buffers,
-            masks=self.masks,
-            seeds=self.seeds,
-            example_ndim=self.example_ndim,
-        )
-        fields.update(changes)
-        return ModuleEnsemble(**fields)
+        return replace(self, **changes)
 
 
 def _default_masks(params: Params) -> Params:
@@ -218,12 +249,18 @@ def _default_masks(params: Params) -> Params:
 
 
 def ensemble_from_modules(
-    models: Sequence[nn.Module], seeds: Sequence[int] | None = None, *, example_ndim: int = 1
+    models: Sequence[nn.Module],
+    seeds: Sequence[int] | None = None,
+    *,
+    example_ndim: int | None = None,
+    example_shape: Sequence[int] | None = None,
 ) -> ModuleEnsemble:
     """Stack existing modules of one architecture (``torch.func.stack_module_state``).
 
     Masks start full on every weight of rank >= 2 (Linear and Conv weights, and
-    :class:`TwoPatchNet`'s filters). Seeds default to ``0, ..., K-1``.
+    :class:`TwoPatchNet`'s filters). Seeds default to ``0, ..., K-1``. ``example_ndim`` and
+    ``example_shape`` are as in :func:`init_module_ensemble`. The members' init distribution is
+    unknown, so the reinitialization ablation refuses these ensembles.
 
     Examples
     --------
@@ -243,6 +280,8 @@ def ensemble_from_modules(
         raise ValidationError(f"models must share one architecture: {exc}") from None
     params = {k: v.detach().clone() for k, v in params.items()}
     base = copy.deepcopy(models[0]).to("meta")
+    if example_ndim is None:
+        example_ndim = 1 if example_shape is None else len(example_shape)
     return ModuleEnsemble(
         base=base,
         params=params,
@@ -250,14 +289,39 @@ def ensemble_from_modules(
         masks=_default_masks(params),
         seeds=seeds,
         example_ndim=example_ndim,
+        example_shape=None if example_shape is None else tuple(example_shape),
     )
+
+
+def _draw_params(
+    module: nn.Module,
+    seeds: Sequence[int],
+    init: str,
+    init_std: float,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> Params:
+    """Stacked parameters of ``module``'s shapes, member ``k`` drawn from ``seeds[k]``."""
+    draw = get_registered(MODULE_INITIALIZERS, init, "init")
+    shapes = dict(module.named_parameters())
+    params: Params = {}
+    for i, (name, p) in enumerate(shapes.items()):
+        owner = name.rsplit(".", 1)[0] + ".weight" if "." in name else "weight"
+        fan_in = _fan_in(shapes[owner].shape) if owner in shapes else _fan_in(p.shape)
+        members = [
+            draw(torch.Generator().manual_seed(s * 1_000_003 + i), name, p.shape, fan_in, init_std)
+            for s in seeds
+        ]
+        params[name] = torch.stack(members).to(device, dtype)
+    return params
 
 
 def init_module_ensemble(
     module: nn.Module,
     seeds: Sequence[int],
     *,
-    example_ndim: int = 1,
+    example_ndim: int | None = None,
+    example_shape: Sequence[int] | None = None,
     init: str = "kaiming-uniform",
     init_std: float = 1.0,
     dtype: torch.dtype = torch.float32,
@@ -271,8 +335,10 @@ def init_module_ensemble(
         The architecture; its own parameter values are ignored.
     seeds : sequence of int
         One seed per member.
-    example_ndim : int
-        Dimensions of one input example.
+    example_ndim : int, optional
+        Dimensions of one input example (default: ``len(example_shape)``, else 1).
+    example_shape : sequence of int, optional
+        The shape of one input example, e.g. ``(3, 32, 32)``; SynFlow needs it.
     init : {"kaiming-uniform", "normal"}
         A key of :data:`MODULE_INITIALIZERS`.
     init_std : float
@@ -286,22 +352,16 @@ def init_module_ensemble(
     ...                            init_std=0.01)
     >>> tuple(ens.params["weight"].shape), sorted(ens.masks)
     ((2, 6, 4), ['weight'])
+    >>> init_module_ensemble(small_cnn(1, 8, 10), seeds=[0], example_shape=(1, 8, 8)).example_ndim
+    3
     """
     seeds = tuple(check_seed(s, "seeds entry") for s in seeds)
     if not seeds:
         raise ValidationError("seeds must hold at least one seed, got an empty sequence")
-    draw = get_registered(MODULE_INITIALIZERS, init, "init")
+    if example_ndim is None:
+        example_ndim = 1 if example_shape is None else len(example_shape)
     dev = resolve_device(device)
-    shapes = dict(module.named_parameters())
-    params: Params = {}
-    for i, (name, p) in enumerate(shapes.items()):
-        owner = name.rsplit(".", 1)[0] + ".weight" if "." in name else "weight"
-        fan_in = _fan_in(shapes[owner].shape) if owner in shapes else _fan_in(p.shape)
-        members = [
-            draw(torch.Generator().manual_seed(s * 1_000_003 + i), name, p.shape, fan_in, init_std)
-            for s in seeds
-        ]
-        params[name] = torch.stack(members).to(dev, dtype)
+    params = _draw_params(module, seeds, init, init_std, dtype, dev)
     buffers = {
         k: b.detach().to(dev).expand(len(seeds), *b.shape).clone()
         for k, b in module.named_buffers()
@@ -313,4 +373,7 @@ def init_module_ensemble(
         masks=_default_masks(params),
         seeds=seeds,
         example_ndim=example_ndim,
+        example_shape=None if example_shape is None else tuple(example_shape),
+        init=init,
+        init_std=init_std,
     )

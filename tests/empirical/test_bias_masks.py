@@ -71,9 +71,7 @@ def plan(method: str, density: float, **kw) -> PrunePlan:
 def context(ens: Ensemble, method: str) -> PruneContext:
     """A PruneContext over the whole ensemble, biases prunable (full bias masks added)."""
     masks = {**ens.masks, **{k: torch.ones_like(ens.params[k], dtype=torch.bool) for k in ALL}}
-    scoring = prepare_scoring_data(
-        (X, Y), loss="mse", n_members=ens.n_members, n_outputs=1, like=ens.params["0.weight"]
-    )
+    scoring = prepare_scoring_data((X, Y), loss="mse", ensemble=ens)
     return PruneContext(
         ensemble=ens.with_masks(masks),
         names=ALL,

@@ -1,9 +1,11 @@
 """Pruning: scoring rules, exact thresholding, ablations, one registry of named methods.
 
-``METHODS.md`` §1–4. The entry point is :func:`prune`, which takes an
-:class:`~robustlaw.empirical.ensemble.Ensemble` and one :class:`PrunePlan` per member (method,
-density, seed, options, scope, ablations), groups members by method and prunes each group in
-one batched call. Methods are looked up in :data:`PRUNERS` (:func:`get_pruner`).
+``METHODS.md`` §1–4. The entry point is :func:`prune`, which takes an ensemble and one
+:class:`PrunePlan` per member (method, density, seed, options, scope, ablations), groups members
+by method and prunes each group in one batched call. Methods are looked up in :data:`PRUNERS`
+(:func:`get_pruner`). The ensemble is an :class:`~robustlaw.empirical.ensemble.Ensemble`
+(stacked MLPs, the fast path) or a :class:`~robustlaw.empirical.modules.ModuleEnsemble` (any
+``nn.Module`` through ``torch.func``, e.g. a CNN); :mod:`._architectures` holds what differs.
 
 Examples
 --------

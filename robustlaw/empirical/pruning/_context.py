@@ -13,7 +13,9 @@ from typing import Any
 
 import torch
 
-from robustlaw.empirical.ensemble import Ensemble, MLPSpec, forward
+from robustlaw.empirical.ensemble import Ensemble
+from robustlaw.empirical.modules import ModuleEnsemble
+from robustlaw.empirical.pruning._architectures import masked_apply
 from robustlaw.empirical.pruning._data import ScoringData
 from robustlaw.empirical.pruning.ablations import invert_scores
 from robustlaw.empirical.pruning.masks import exact_top_k, layer_blocks, n_keep_for_density
@@ -29,7 +31,7 @@ class PruneContext:
 
     Attributes
     ----------
-    ensemble : Ensemble
+    ensemble : Ensemble or ModuleEnsemble
         The group's members (stacked parameters, current masks, training seeds).
     names : tuple of str
         The prunable parameter names in registration order: weights, and biases when the plan
@@ -51,7 +53,7 @@ class PruneContext:
         The training recipe (``TrainOptions``) of the methods that train.
     """
 
-    ensemble: Ensemble
+    ensemble: Ensemble | ModuleEnsemble
     names: tuple[str, ...]
     densities: tuple[float, ...]
     seeds: tuple[int, ...]
@@ -60,11 +62,6 @@ class PruneContext:
     invert: bool
     data: ScoringData | None
     train_options: Any = None
-
-    @property
-    def spec(self) -> MLPSpec:
-        """The architecture."""
-        return self.ensemble.spec
 
     @property
     def params(self) -> Tensors:
@@ -84,7 +81,7 @@ class PruneContext:
     def forward(self, params: Tensors, x: torch.Tensor, masks: Tensors | None = None):
         """Outputs ``(K, B, out)`` with parameter overrides ``params`` (merged into the group's)."""
         masks = self.masks if masks is None else {**self.masks, **masks}
-        return forward(self.spec, {**self.params, **params}, masks, x)
+        return masked_apply(self.ensemble, {**self.params, **params}, masks, x)
 
     def select(
         self,

@@ -17,7 +17,7 @@ import torch
 
 from robustlaw._validation import check_tensor, get_registered
 from robustlaw.empirical.data import Dataset
-from robustlaw.empirical.ensemble import MLPSpec, check_input_shape
+from robustlaw.empirical.pruning._architectures import architecture, n_outputs
 from robustlaw.empirical.training.losses import LOSSES, prepare_targets
 from robustlaw.errors import ValidationError
 
@@ -33,6 +33,11 @@ class ScoringData:
     loss: str
     per_member: bool
 
+    @property
+    def n_samples(self) -> int:
+        """The number of examples (per member)."""
+        return self.x.shape[1 if self.per_member else 0]
+
     def members(self, idx: torch.Tensor) -> ScoringData:
         """The data of the members ``idx`` (shared data is returned as is)."""
         if not self.per_member:
@@ -41,7 +46,7 @@ class ScoringData:
 
     def indices(self, seeds: Sequence[int], samples_per_class: int | None) -> torch.Tensor:
         """Per-member example indices of shape ``(n_members, n_classes, samples_per_class)``."""
-        n = self.x.shape[-2]
+        n = self.n_samples
         if samples_per_class is None:
             return torch.arange(n).expand(len(seeds), 1, n)
         rows = []
@@ -70,7 +75,7 @@ class ScoringData:
             raise ValidationError("every member's labels must contain the same classes") from None
 
     def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs ``(K, B, d)`` and targets ``(K, B, ...)`` at per-member indices ``(K, B)``."""
+        """Inputs ``(K, B, *example)`` and targets ``(K, B, ...)`` at indices ``(K, B)``."""
         idx = idx.to(self.x.device)
         rows = torch.arange(idx.shape[0], device=idx.device).unsqueeze(1)
         if self.per_member:
@@ -79,36 +84,31 @@ class ScoringData:
 
 
 def prepare_scoring_data(
-    data: Dataset | tuple[torch.Tensor, torch.Tensor],
-    *,
-    loss: str,
-    n_members: int,
-    n_outputs: int,
-    like: torch.Tensor,
-    spec: MLPSpec | None = None,
+    data: Dataset | tuple[torch.Tensor, torch.Tensor], *, loss: str, ensemble
 ) -> ScoringData:
     """Validate the data at the boundary and bring it to the parameters' dtype and device.
 
     ``data`` is a :class:`~robustlaw.empirical.data.Dataset` or a pair ``(X, y)``. ``X`` is
-    shared ``(n_samples, n_features)`` or per member ``(n_members, n_samples, n_features)``;
-    ``y`` follows :func:`robustlaw.empirical.training.losses.prepare_targets`. With ``spec``,
-    ``X``'s feature count must be the ensemble's input size.
+    shared ``(n_samples, *example)`` or per member ``(n_members, n_samples, *example)``, with
+    the example shape ``ensemble`` takes (``(n_features,)`` for an MLP); ``y`` follows
+    :func:`robustlaw.empirical.training.losses.prepare_targets`.
     """
     get_registered(LOSSES, loss, "loss")
     if isinstance(data, Dataset):
         data = (data.X, data.y)
     if not isinstance(data, (tuple, list)) or len(data) != 2:
         raise ValidationError(f"data must be a Dataset or a pair (X, y), got {type(data).__name__}")
-    x = check_tensor(data[0], "X", ndim=(2, 3), dtype=like.dtype, device=like.device)
-    per_member = x.ndim == 3
-    if per_member and x.shape[0] != n_members:
-        raise ValidationError(f"X has {x.shape[0]} members; expected {n_members}")
-    if spec is not None:
-        check_input_shape(x.shape, spec, n_members)
+    like = next(iter(ensemble.params.values()))
+    n_members, nd = ensemble.n_members, ensemble.example_ndim
+    x = check_tensor(data[0], "X", ndim=(nd + 1, nd + 2), dtype=like.dtype, device=like.device)
+    architecture(ensemble).check_inputs(ensemble, x.shape, n_members)
+    per_member = x.ndim == nd + 2
+    n_samples = x.shape[1 if per_member else 0]
     y = check_tensor(data[1], "y", device=like.device)
     if y.is_floating_point():
         y = y.to(like.dtype)
-    y = prepare_targets(y, loss, n_samples=x.shape[-2], n_members=n_members, n_outputs=n_outputs)
+    n_out = n_outputs(ensemble, x)
+    y = prepare_targets(y, loss, n_samples=n_samples, n_members=n_members, n_outputs=n_out)
     member_axis = y.ndim == (2 if LOSSES[loss].integer_targets else 3)
     if member_axis and not per_member:
         x = x.expand(n_members, *x.shape)

@@ -26,6 +26,7 @@ import torch
 
 from robustlaw._validation import check_choice, check_interval, check_seed
 from robustlaw.empirical.ensemble import Ensemble
+from robustlaw.empirical.modules import ModuleEnsemble
 from robustlaw.empirical.pruning._context import PruneContext
 from robustlaw.empirical.pruning.masks import layer_blocks, n_keep_for_density
 from robustlaw.empirical.pruning.scorers import PrunerOutput, magnitude_scores
@@ -101,7 +102,7 @@ def next_remaining(n_remaining: int, rate: float = 0.2) -> int:
     return n_remaining - math.ceil(rate * n_remaining - 1e-9)
 
 
-def _train(ctx: PruneContext, ens: Ensemble, max_steps: int, snapshot: int | None):
+def _train(ctx: PruneContext, ens: Ensemble | ModuleEnsemble, max_steps: int, snapshot: int | None):
     if ctx.train_options is None or ctx.data is None:
         raise ValidationError("this method trains; pass data=(X, y) and train_options")
     if snapshot is not None and snapshot > max_steps:
@@ -147,7 +148,7 @@ def _level(ctx: PruneContext, theta_t: Tensors, alive: Tensors, clamp: bool) -> 
     return out
 
 
-def imp_levels(ctx: PruneContext, n_levels: int | None = None) -> list[Ensemble]:
+def imp_levels(ctx: PruneContext, n_levels: int | None = None) -> list[Ensemble | ModuleEnsemble]:
     """Run IMP; return the rewound ticket (``θ_k`` under the level's mask) of every level.
 
     With ``n_levels=None`` the levels continue until every member reaches its target density
@@ -159,7 +160,7 @@ def imp_levels(ctx: PruneContext, n_levels: int | None = None) -> list[Ensemble]
     res = _train(ctx, ctx.ensemble, total, k)
     theta_k, theta_t = res.snapshots[k], res.params
     alive = {name: ctx.masks[name] for name in ctx.names}
-    tickets: list[Ensemble] = []
+    tickets: list[Ensemble | ModuleEnsemble] = []
     while True:
         alive = _level(ctx, theta_t, alive, clamp=n_levels is None)
         ticket = ctx.ensemble.with_params(theta_k).with_masks({**ctx.masks, **alive})

@@ -7,13 +7,20 @@ from collections.abc import Sequence
 import torch
 
 from robustlaw.empirical.ensemble import Ensemble
+from robustlaw.empirical.modules import ModuleEnsemble
+from robustlaw.empirical.pruning._architectures import architecture, bias_of, rebuild
 from robustlaw.errors import ValidationError
 
 __all__ = ["concat_members", "select_members", "with_bias_masks"]
 
 
-def select_members(ensemble: Ensemble, members: Sequence[int]) -> Ensemble:
+AnyEnsemble = Ensemble | ModuleEnsemble
+
+
+def select_members(ensemble: AnyEnsemble, members: Sequence[int]) -> AnyEnsemble:
     """The sub-ensemble of the given members (stacked tensors indexed, seeds kept).
+
+    Works on MLP ensembles and module ensembles alike (parameters, masks and buffers indexed).
 
     Examples
     --------
@@ -22,22 +29,17 @@ def select_members(ensemble: Ensemble, members: Sequence[int]) -> Ensemble:
     >>> select_members(ens, [2, 0]).seeds
     (6, 4)
     """
-    idx = torch.as_tensor(list(members), dtype=torch.long, device=ensemble.device)
-    return Ensemble(
-        spec=ensemble.spec,
-        params={k: v[idx] for k, v in ensemble.params.items()},
-        masks={k: v[idx] for k, v in ensemble.masks.items()},
-        seeds=tuple(ensemble.seeds[i] for i in members) if ensemble.seeds else (),
-    )
+    architecture(ensemble)
+    return rebuild(ensemble, members)
 
 
-def concat_members(parts: Sequence[Ensemble]) -> Ensemble:
-    """The members of several ensembles of one spec and mask keys, in order, as one ensemble.
+def concat_members(parts: Sequence[AnyEnsemble]) -> AnyEnsemble:
+    """The members of several ensembles of one architecture and mask keys, in order, as one.
 
     Raises
     ------
     ValidationError
-        If ``parts`` is empty or the parts differ in spec or mask keys.
+        If ``parts`` is empty or the parts differ in kind, architecture or mask keys.
 
     Examples
     --------
@@ -50,19 +52,27 @@ def concat_members(parts: Sequence[Ensemble]) -> Ensemble:
     if not parts:
         raise ValidationError("concat_members needs at least one ensemble")
     first = parts[0]
+    identity = architecture(first).identity(first)
     for part in parts[1:]:
-        if part.spec != first.spec or set(part.masks) != set(first.masks):
-            raise ValidationError("concat_members needs ensembles of one spec and mask keys")
-    return Ensemble(
-        spec=first.spec,
-        params={k: torch.cat([e.params[k] for e in parts]) for k in first.params},
-        masks={k: torch.cat([e.masks[k] for e in parts]) for k in first.masks},
-        seeds=tuple(s for e in parts for s in e.seeds),
-    )
+        same_kind = type(part) is type(first) and set(part.masks) == set(first.masks)
+        if not same_kind or architecture(part).identity(part) != identity:
+            raise ValidationError(
+                "concat_members needs ensembles of one kind, architecture and mask keys"
+            )
+    stacked = {"params": first.params, "masks": first.masks}
+    if isinstance(first, ModuleEnsemble):
+        stacked["buffers"] = first.buffers
+    joined = {
+        field: {k: torch.cat([getattr(e, field)[k] for e in parts]) for k in tensors}
+        for field, tensors in stacked.items()
+    }
+    return rebuild(first, seeds=tuple(s for e in parts for s in e.seeds), **joined)
 
 
-def with_bias_masks(ensemble: Ensemble) -> Ensemble:
+def with_bias_masks(ensemble: AnyEnsemble) -> AnyEnsemble:
     """The ensemble with a full (keep-all) mask on every bias that has none, for bias pruning.
+
+    Only the biases of prunable weights get one (every bias of an MLP).
 
     Examples
     --------
@@ -71,9 +81,11 @@ def with_bias_masks(ensemble: Ensemble) -> Ensemble:
     >>> sorted(ens.masks), float(ens.density()[0])
     (['0.bias', '0.weight', '2.bias', '2.weight'], 1.0)
     """
+    arch = architecture(ensemble)
+    owned = {bias_of(w) for w in arch.weight_names(ensemble)}
     full = {
         k: torch.ones_like(ensemble.params[k], dtype=torch.bool)
-        for k in ensemble.spec.bias_names()
-        if k not in ensemble.masks
+        for k in arch.bias_names(ensemble)
+        if k in owned and k not in ensemble.masks
     }
     return ensemble.with_masks({**ensemble.masks, **full}) if full else ensemble

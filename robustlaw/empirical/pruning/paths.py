@@ -12,6 +12,7 @@ from __future__ import annotations
 from robustlaw._validation import check_bool, check_integer
 from robustlaw.empirical.data import Dataset
 from robustlaw.empirical.ensemble import Ensemble
+from robustlaw.empirical.modules import ModuleEnsemble
 from robustlaw.empirical.pruning._context import PruneContext
 from robustlaw.empirical.pruning._data import prepare_scoring_data
 from robustlaw.empirical.pruning.imp import ImpOptions, imp_levels
@@ -23,7 +24,7 @@ __all__ = ["imp_path"]
 
 
 def imp_path(
-    ensemble: Ensemble,
+    ensemble: Ensemble | ModuleEnsemble,
     *,
     data: Dataset | tuple,
     train_options,
@@ -31,7 +32,7 @@ def imp_path(
     options: ImpOptions | None = None,
     prune_output_layer: bool = True,
     prune_biases: bool = False,
-) -> list[Ensemble]:
+) -> list[Ensemble | ModuleEnsemble]:
     """The rewound ticket of every IMP level ``1..n_levels``, for every member at once.
 
     Level ``j`` keeps ``R_j`` weights by IMP's rounding rule (density ``≈ (1 - rate)^j``),
@@ -40,10 +41,10 @@ def imp_path(
 
     Parameters
     ----------
-    ensemble : Ensemble
+    ensemble : Ensemble or ModuleEnsemble
         The dense (or already pruned) members; their seeds set the data order.
     data : Dataset or tuple (X, y)
-        Training data, shared or per member (``X`` of shape ``(n_members, n, d)``).
+        Training data, shared or per member (``X`` of shape ``(n_members, n, *example)``).
     train_options : robustlaw.empirical.training.TrainOptions
         The training of every level (``max_steps`` is ``T``; a stopping rule may end earlier).
     n_levels : int
@@ -55,7 +56,7 @@ def imp_path(
 
     Returns
     -------
-    list of Ensemble
+    list of Ensemble or ModuleEnsemble
         ``n_levels`` ensembles: level ``j``'s rewound tickets, before their retraining.
 
     Examples
@@ -75,17 +76,10 @@ def imp_path(
     options = ImpOptions() if options is None else options
     if not isinstance(options, ImpOptions):
         raise ValidationError(f"options must be an ImpOptions, got {type(options).__name__}")
-    names = prunable_names(ensemble.spec, prune_output_layer, prune_biases)
+    names = prunable_names(ensemble, prune_output_layer, prune_biases)
     if prune_biases:
         ensemble = with_bias_masks(ensemble)
-    scoring = prepare_scoring_data(
-        data,
-        loss=train_options.loss.name,
-        n_members=ensemble.n_members,
-        n_outputs=ensemble.spec.layer_sizes[-1],
-        like=ensemble.params[ensemble.spec.weight_names()[0]],
-        spec=ensemble.spec,
-    )
+    scoring = prepare_scoring_data(data, loss=train_options.loss.name, ensemble=ensemble)
     ctx = PruneContext(
         ensemble=ensemble,
         names=names,

@@ -8,7 +8,6 @@ never on its batch-mates, so one ensemble can hold a whole sweep grid.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -23,7 +22,9 @@ from robustlaw._validation import (
     get_registered,
 )
 from robustlaw.empirical.data import Dataset
-from robustlaw.empirical.ensemble import Ensemble, MLPSpec, init_mlp_ensemble
+from robustlaw.empirical.ensemble import Ensemble, MLPSpec
+from robustlaw.empirical.modules import ModuleEnsemble
+from robustlaw.empirical.pruning._architectures import architecture, prunable, rebuild
 from robustlaw.empirical.pruning._context import PruneContext
 from robustlaw.empirical.pruning._data import prepare_scoring_data
 from robustlaw.empirical.pruning.ablations import SHUFFLES
@@ -134,17 +135,20 @@ class MaskInfo:
 class PruneResult:
     """The pruned ensemble (pruned entries zeroed) and one :class:`MaskInfo` per member."""
 
-    ensemble: Ensemble
+    ensemble: Ensemble | ModuleEnsemble
     info: tuple[MaskInfo, ...]
 
 
 def prunable_names(
-    spec: MLPSpec, prune_output_layer: bool = True, prune_biases: bool = False
+    model: MLPSpec | Ensemble | ModuleEnsemble,
+    prune_output_layer: bool = True,
+    prune_biases: bool = False,
 ) -> tuple[str, ...]:
     """The prunable parameter names, in registration order (each weight, then its bias).
 
     Every weight, or all but the output layer's; with ``prune_biases`` the biases of those
-    layers too (none on a bias-free net).
+    layers too (none on a bias-free net). A module ensemble's weights are its masked
+    parameters (Linear and Conv weights by default) and its output layer the last of them.
 
     Examples
     --------
@@ -152,21 +156,26 @@ def prunable_names(
     ('0.weight',)
     >>> prunable_names(MLPSpec(layer_sizes=(3, 4, 1)), prune_biases=True)
     ('0.weight', '0.bias', '2.weight', '2.bias')
+    >>> from robustlaw.empirical.modules import init_module_ensemble, small_cnn
+    >>> prunable_names(init_module_ensemble(small_cnn(1, 8, 10), seeds=[0]), False)
+    ('0.weight', '2.weight')
     """
-    with_bias = prune_biases and spec.bias
-    layers = [
-        (f"{2 * l}.weight", f"{2 * l}.bias") if with_bias else (f"{2 * l}.weight",)
-        for l in range(spec.n_layers)
-    ]
-    kept = layers if prune_output_layer else layers[:-1]
-    return tuple(name for layer in kept for name in layer)
+    return prunable(model, prune_output_layer, prune_biases)
 
 
-def _plan_names(spec: MLPSpec, plan: PrunePlan) -> tuple[str, ...]:
-    return _cached_names(spec, plan.prune_output_layer, plan.prune_biases)
-
-
-_cached_names = functools.lru_cache(maxsize=256)(prunable_names)  # called once per member
+def _names_by_plan(ensemble, plans) -> list[tuple[str, ...]]:
+    """Each plan's prunable names, computed once per distinct pair of flags."""
+    table: dict[tuple[bool, bool], tuple[str, ...]] = {}
+    for plan in plans:
+        key = (plan.prune_output_layer, plan.prune_biases)
+        if key not in table:
+            table[key] = prunable(ensemble, *key)
+            if not table[key]:
+                raise ValidationError(
+                    "nothing is prunable: the model's only prunable weight is its output layer; "
+                    "use prune_output_layer=True"
+                )
+    return [table[(p.prune_output_layer, p.prune_biases)] for p in plans]
 
 
 def _plans(plans, n_members: int) -> tuple[PrunePlan, ...]:
@@ -192,7 +201,7 @@ def _group_key(plan: PrunePlan) -> tuple:
     )
 
 
-def _check_keeps_one(ensemble: Ensemble, plan: PrunePlan, names, member: int) -> None:
+def _check_keeps_one(ensemble, plan: PrunePlan, names, member: int) -> None:
     """Refuse a density that keeps no entry (in some layer, for a layerwise scope)."""
     sizes = [sum(ensemble.masks[k][0].numel() for k in block) for block in layer_blocks(names)]
     n = sum(sizes) if plan.scope == "global" else min(sizes)
@@ -204,28 +213,26 @@ def _check_keeps_one(ensemble: Ensemble, plan: PrunePlan, names, member: int) ->
         )
 
 
-def _densities(masks, plans, spec: MLPSpec) -> list[float]:
+def _densities(masks, names_by_plan) -> list[float]:
     """Each member's density over its plan's prunable entries (one batched count per name set)."""
     by_names: dict[tuple[str, ...], list[float]] = {}
     out = []
-    for i, plan in enumerate(plans):
-        names = _plan_names(spec, plan)
+    for i, names in enumerate(names_by_plan):
         if names not in by_names:
             by_names[names] = mask_density({k: masks[k] for k in names}).tolist()
         out.append(by_names[names][i])
     return out
 
 
-def _check_inputs(ensemble: Ensemble, plans, data, loss: str, train_options) -> None:
-    densities = _densities(ensemble.masks, plans, ensemble.spec)
+def _check_inputs(ensemble, plans, names_by_plan, data, loss: str, train_options) -> None:
+    densities = _densities(ensemble.masks, names_by_plan)
     checked = set()
-    for i, plan in enumerate(plans):
+    for i, (plan, names) in enumerate(zip(plans, names_by_plan, strict=True)):
         entry = get_pruner(plan.method)
         if entry.needs_data and data is None:
             raise ValidationError(f"member {i}: method {plan.method!r} needs data=(X, y)")
         if entry.needs_training and train_options is None:
             raise ValidationError(f"member {i}: method {plan.method!r} needs train_options")
-        names = _plan_names(ensemble.spec, plan)
         if (names, plan.scope, plan.density) not in checked:  # the same check for every member
             _check_keeps_one(ensemble, plan, names, i)
             checked.add((names, plan.scope, plan.density))
@@ -242,7 +249,7 @@ def _check_inputs(ensemble: Ensemble, plans, data, loss: str, train_options) -> 
 
 
 def prune(
-    ensemble: Ensemble,
+    ensemble: Ensemble | ModuleEnsemble,
     plans: PrunePlan | Sequence[PrunePlan],
     *,
     data: Dataset | tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -253,15 +260,17 @@ def prune(
 
     Parameters
     ----------
-    ensemble : Ensemble
-        The members to prune; their current masks stay pruned.
+    ensemble : Ensemble or ModuleEnsemble
+        The members to prune: stacked MLPs, or any ``nn.Module`` architecture through
+        ``torch.func`` (e.g. a CNN; SynFlow needs its ``example_shape``, reinitialization its
+        init distribution). Their current masks stay pruned.
     plans : PrunePlan or sequence of PrunePlan
         One plan for all members, or one per member.
     data : Dataset or tuple (X, y), optional
         Scoring or training data, a :class:`~robustlaw.empirical.data.Dataset` or a pair:
-        ``X`` of shape ``(n_samples, n_features)`` (shared) or ``(n_members, n_samples,
-        n_features)``; ``y`` as the loss expects. Needed by ``snip``, ``grasp``,
-        ``grasp-abs``, ``magnitude-after`` and ``imp``.
+        ``X`` of shape ``(n_samples, *example)`` (shared) or ``(n_members, n_samples,
+        *example)``, ``example = (n_features,)`` for an MLP; ``y`` as the loss expects.
+        Needed by ``snip``, ``grasp``, ``grasp-abs``, ``magnitude-after`` and ``imp``.
     loss : {"mse", "cross-entropy", "logistic"}
         The training loss, also used for scoring.
     train_options : robustlaw.empirical.training.TrainOptions, optional
@@ -277,7 +286,7 @@ def prune(
     ValidationError
         On a bad plan, missing data or training options, a density above the current one, a
         density that keeps no weight (the message gives the smallest one that keeps one), or
-        ``X`` whose feature count differs from the ensemble's input size.
+        ``X`` whose example shape differs from the ensemble's.
 
     Examples
     --------
@@ -288,21 +297,16 @@ def prune(
     >>> [i.density for i in res.info], res.info[1].scope
     ([0.5, 0.25], 'erk')
     """
+    architecture(ensemble)
     plans = _plans(plans, ensemble.n_members)
     if any(p.prune_biases for p in plans):
         ensemble = with_bias_masks(ensemble)
-    _check_inputs(ensemble, plans, data, loss, train_options)
-    like = ensemble.params[ensemble.spec.weight_names()[0]]
+    names_by_plan = _names_by_plan(ensemble, plans)
+    _check_inputs(ensemble, plans, names_by_plan, data, loss, train_options)
+    like = next(iter(ensemble.params.values()))
     scoring = None
     if data is not None:
-        scoring = prepare_scoring_data(
-            data,
-            loss=loss,
-            n_members=ensemble.n_members,
-            n_outputs=ensemble.spec.layer_sizes[-1],
-            like=like,
-            spec=ensemble.spec,
-        )
+        scoring = prepare_scoring_data(data, loss=loss, ensemble=ensemble)
     masks = {k: v.clone() for k, v in ensemble.masks.items()}
     params = {k: v.detach().clone() for k, v in ensemble.params.items()}
     scopes = [p.scope for p in plans]
@@ -314,7 +318,7 @@ def prune(
         idx = torch.tensor(members, device=like.device)
         ctx = PruneContext(
             ensemble=select_members(ensemble, members),
-            names=_plan_names(ensemble.spec, plan),
+            names=names_by_plan[members[0]],
             densities=tuple(plans[i].density for i in members),
             seeds=tuple(plans[i].seed for i in members),
             options=plan.options,
@@ -330,34 +334,33 @@ def prune(
             params[k][idx] = v.to(params[k])
         for i in members:
             scopes[i] = out.scope or plan.scope
-    _ablate(ensemble, plans, masks, params)
+    _ablate(ensemble, plans, names_by_plan, masks, params)
     params = {k: v * masks[k] if k in masks else v for k, v in params.items()}
-    pruned = Ensemble(spec=ensemble.spec, params=params, masks=masks, seeds=ensemble.seeds)
-    return PruneResult(ensemble=pruned, info=_infos(pruned, plans, scopes))
+    pruned = rebuild(ensemble, params=params, masks=masks)
+    return PruneResult(ensemble=pruned, info=_infos(pruned, plans, names_by_plan, scopes))
 
 
-def _ablate(ensemble: Ensemble, plans, masks, params) -> None:
+def _ablate(ensemble, plans, names_by_plan, masks, params) -> None:
     """Apply each member's shuffle and reinitialization in place."""
-    for i, plan in enumerate(plans):
+    for i, (plan, names) in enumerate(zip(plans, names_by_plan, strict=True)):
         if plan.shuffle is not None:
-            names = _plan_names(ensemble.spec, plan)
             member = SHUFFLES[plan.shuffle]({k: masks[k][i] for k in names}, plan.seed)
             for k, m in member.items():
                 masks[k][i] = m
-        if plan.reinit_seed is not None:
-            fresh = init_mlp_ensemble(
-                ensemble.spec, [plan.reinit_seed], dtype=ensemble.dtype, device=ensemble.device
-            )
-            for k, v in fresh.params.items():
-                params[k][i] = v[0]
+    redrawn = [i for i, plan in enumerate(plans) if plan.reinit_seed is not None]
+    if redrawn:
+        seeds = [plans[i].reinit_seed for i in redrawn]
+        fresh = architecture(ensemble).fresh_params(ensemble, seeds)
+        idx = torch.tensor(redrawn, device=next(iter(params.values())).device)
+        for k, v in fresh.items():
+            params[k][idx] = v.to(params[k])
 
 
-def _infos(pruned: Ensemble, plans, scopes) -> tuple[MaskInfo, ...]:
+def _infos(pruned, plans, names_by_plan, scopes) -> tuple[MaskInfo, ...]:
     per_layer = {k: v.tolist() for k, v in layer_densities(pruned.masks).items()}
-    densities = _densities(pruned.masks, plans, pruned.spec)
+    densities = _densities(pruned.masks, names_by_plan)
     infos = []
-    for i, plan in enumerate(plans):
-        names = _plan_names(pruned.spec, plan)
+    for i, (plan, names) in enumerate(zip(plans, names_by_plan, strict=True)):
         infos.append(
             MaskInfo(
                 method=plan.method,
@@ -381,7 +384,7 @@ def _infos(pruned: Ensemble, plans, scopes) -> tuple[MaskInfo, ...]:
 
 
 def prune_at_step(
-    ensemble: Ensemble,
+    ensemble: Ensemble | ModuleEnsemble,
     plans: PrunePlan | Sequence[PrunePlan],
     *,
     data: Dataset | tuple[torch.Tensor, torch.Tensor],
@@ -414,23 +417,17 @@ def prune_at_step(
     state_step = prune_step if state_step is None else state_step
     check_seed(prune_step, "prune_step")
     check_seed(state_step, "state_step")
+    architecture(ensemble)
     plans = _plans(plans, ensemble.n_members)
     if any(p.prune_biases for p in plans):
         ensemble = with_bias_masks(ensemble)
     for plan in plans:
         if get_pruner(plan.method).needs_training:
             raise ValidationError(f"prune_at_step cannot run {plan.method!r}, which trains itself")
-    _check_inputs(ensemble, plans, data, loss, train_options)
+    _check_inputs(ensemble, plans, _names_by_plan(ensemble, plans), data, loss, train_options)
     steps = tuple(sorted({prune_step, state_step}))
     opts = replace(train_options, max_steps=steps[-1], snapshot_steps=steps)
-    scoring = prepare_scoring_data(
-        data,
-        loss=loss,
-        n_members=ensemble.n_members,
-        n_outputs=ensemble.spec.layer_sizes[-1],
-        like=ensemble.params[ensemble.spec.weight_names()[0]],
-        spec=ensemble.spec,
-    )
+    scoring = prepare_scoring_data(data, loss=loss, ensemble=ensemble)
     snaps = train_ensemble(ensemble, scoring.x, scoring.y, opts).snapshots
     res = prune(ensemble.with_params(snaps[prune_step]), plans, data=data, loss=loss)
     params = {k: v.clone() for k, v in res.ensemble.params.items()}

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from robustlaw._validation import MAX_SEED, check_bool, check_choice, check_integer
+from robustlaw.empirical.pruning._architectures import architecture, stream
 from robustlaw.empirical.pruning._context import PruneContext
 from robustlaw.empirical.pruning._data import member_losses
 from robustlaw.errors import ValidationError
@@ -171,21 +172,17 @@ def _layer_generator(seed: int, layer: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed + layer) % (MAX_SEED + 1))
 
 
-def _stream(spec, name: str) -> int:
-    """Tensor ``name``'s random stream: ``l`` for layer ``l``'s weight, ``L + l`` for its bias."""
-    return (spec.weight_names() + spec.bias_names()).index(name)
-
-
 def random_scores(ctx: PruneContext) -> Tensors:
     """i.i.d. ``U(0, 1)`` keep-scores; member ``k``'s tensor ``t`` uses the seed ``seed_k + t``.
 
-    ``t = l`` for the weight of layer ``l`` and ``t = L + l`` for its bias (``L`` layers).
+    ``t = l`` for the ``l``-th prunable weight and ``t = L + b`` for the ``b``-th bias (``L``
+    weights): for an MLP, layer ``l``'s weight and bias.
     """
     return {
         k: torch.stack(
             [
                 torch.rand(
-                    ctx.params[k].shape[1:], generator=_layer_generator(s, _stream(ctx.spec, k))
+                    ctx.params[k].shape[1:], generator=_layer_generator(s, stream(ctx.ensemble, k))
                 )
                 for s in ctx.seeds
             ]
@@ -235,18 +232,23 @@ def snip_scores(ctx: PruneContext) -> Tensors:
 
 
 def _xavier_copy(ctx: PruneContext) -> Tensors:
-    """Weights redrawn from ``xavier_normal``; biases kept, as the official code leaves them."""
+    """Weights redrawn from ``xavier_normal``; biases kept, as the official code leaves them.
+
+    A weight of shape ``(out, in, *kernel)`` has ``fan_in = in * prod(kernel)`` and
+    ``fan_out = out * prod(kernel)``, as in ``torch.nn.init``.
+    """
+    biases = architecture(ctx.ensemble).bias_names(ctx.ensemble)
     out = {}
     for k in ctx.names:
-        if k in ctx.spec.bias_names():
+        if k in biases:
             out[k] = ctx.params[k]
             continue
-        fan_out, fan_in = ctx.params[k].shape[1:3]
+        shape = ctx.params[k].shape[1:]
+        receptive = math.prod(shape[2:])
+        fan_out, fan_in = shape[0] * receptive, shape[1] * receptive
         std = math.sqrt(2.0 / (fan_in + fan_out))
         draws = [
-            torch.randn(
-                ctx.params[k].shape[1:], generator=_layer_generator(s, _stream(ctx.spec, k))
-            )
+            torch.randn(shape, generator=_layer_generator(s, stream(ctx.ensemble, k)))
             for s in ctx.seeds
         ]
         out[k] = (torch.stack(draws) * std).to(ctx.params[k])
@@ -304,7 +306,8 @@ def synflow_scores(abs_params: Tensors, alive: Tensors, ctx: PruneContext) -> Te
     As in the Synaptic-Flow reference, every parameter enters ``R`` by its absolute value,
     biases included; a prunable bias ``b`` scores ``|b ∂R/∂b|``.
     """
-    x = torch.ones(1, ctx.spec.layer_sizes[0], dtype=abs_params[ctx.names[0]].dtype)
+    example = architecture(ctx.ensemble).example_shape(ctx.ensemble)
+    x = torch.ones(1, *example, dtype=abs_params[ctx.names[0]].dtype)
     w = _leaves(abs_params, ctx.names)
     total = ctx.forward({**abs_params, **w}, x.to(w[ctx.names[0]].device), alive).sum()
     grads = torch.autograd.grad(total, list(w.values()))

@@ -14,13 +14,7 @@ def make_context(ens, options, *, densities=None, seeds=None, data=None, loss="m
     k = ens.n_members
     scoring = None
     if data is not None:
-        scoring = prepare_scoring_data(
-            data,
-            loss=loss,
-            n_members=k,
-            n_outputs=ens.spec.layer_sizes[-1],
-            like=ens.params["0.weight"],
-        )
+        scoring = prepare_scoring_data(data, loss=loss, ensemble=ens)
     return PruneContext(
         ensemble=ens,
         names=kw.pop("names", prunable_names(ens.spec)),
