@@ -120,15 +120,24 @@ def _normal(gen, name, shape, fan_in, std):
     return torch.randn(shape, generator=gen, dtype=torch.float64) * std
 
 
+def _kaiming_normal(gen, name, shape, fan_in, std):
+    if name.rsplit(".", 1)[-1] == "bias":
+        return torch.zeros(shape, dtype=torch.float64)
+    return torch.randn(shape, generator=gen, dtype=torch.float64) * math.sqrt(2.0 / fan_in)
+
+
 MODULE_INITIALIZERS: dict[str, Callable] = {
     "kaiming-uniform": _torch_default,
+    "kaiming-normal": _kaiming_normal,
     "normal": _normal,
 }
 """Per-tensor initializers ``(generator, name, shape, fan_in, std) -> float64 tensor``.
 
 ``kaiming-uniform`` is torch's default for Linear and Conv layers, weights and biases from
 ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with ``fan_in`` the weight's entries per output unit;
-``normal`` draws ``N(0, std^2)`` (Yang et al.: ``std = sigma_0``).
+``kaiming-normal`` is He et al. (2015), ``N(0, 2/fan_in)`` weights and zero biases (as the MLP
+initializer of that name; OpenLTH's and Missing the Mark's init); ``normal`` draws
+``N(0, std^2)`` (Yang et al.: ``std = sigma_0``).
 """
 
 
@@ -339,7 +348,7 @@ def init_module_ensemble(
         Dimensions of one input example (default: ``len(example_shape)``, else 1).
     example_shape : sequence of int, optional
         The shape of one input example, e.g. ``(3, 32, 32)``; SynFlow needs it.
-    init : {"kaiming-uniform", "normal"}
+    init : {"kaiming-uniform", "kaiming-normal", "normal"}
         A key of :data:`MODULE_INITIALIZERS`.
     init_std : float
         Standard deviation for ``init="normal"``.

@@ -76,6 +76,19 @@ def test_default_init_uses_torch_bounds():
     assert float(w.abs().max()) > 0.9 * bound
 
 
+def test_kaiming_normal_init_is_he_normal_with_zero_biases():
+    ens = init_module_ensemble(
+        small_cnn(16, 8, 2, channels=(64, 8)), seeds=[0, 1], init="kaiming-normal", dtype=F64
+    )
+    w = ens.params["2.weight"]  # fan_in of the second conv: 64 channels x 3 x 3 = 576
+    assert w.std().item() == pytest.approx((2 / 576) ** 0.5, rel=0.03)
+    assert abs(w.mean().item()) < 0.003
+    assert not ens.params["0.bias"].any()
+    assert not torch.equal(w[0], w[1])
+    fresh = ens.fresh_params([1])  # the reinit ablation redraws from the same distribution
+    assert torch.equal(fresh["2.weight"][0], w[1])
+
+
 @pytest.mark.parametrize("batch_size", [None, 5])
 def test_module_training_batched_equals_one_by_one(batch_size):
     seeds = [1, 2, 3]

@@ -39,6 +39,7 @@ from robustlaw.empirical.pruning.paths import imp_path as imp_path
 from robustlaw.empirical.pruning.plan import MaskInfo as MaskInfo
 from robustlaw.empirical.pruning.plan import PrunePlan as PrunePlan
 from robustlaw.empirical.pruning.plan import PruneResult as PruneResult
+from robustlaw.empirical.pruning.plan import ablate as ablate
 from robustlaw.empirical.pruning.plan import prunable_names as prunable_names
 from robustlaw.empirical.pruning.plan import prune as prune
 from robustlaw.empirical.pruning.plan import prune_at_step as prune_at_step
@@ -66,6 +67,7 @@ __all__ = [
     "RandomOptions",
     "SnipOptions",
     "SynflowOptions",
+    "ablate",
     "erk_counts",
     "erk_densities",
     "concat_members",

@@ -43,6 +43,7 @@ __all__ = [
     "MaskInfo",
     "PrunePlan",
     "PruneResult",
+    "ablate",
     "prunable_names",
     "prune",
     "prune_at_step",
@@ -338,6 +339,65 @@ def prune(
     params = {k: v * masks[k] if k in masks else v for k, v in params.items()}
     pruned = rebuild(ensemble, params=params, masks=masks)
     return PruneResult(ensemble=pruned, info=_infos(pruned, plans, names_by_plan, scopes))
+
+
+def ablate(
+    ensemble: Ensemble | ModuleEnsemble,
+    plans: PrunePlan | Sequence[PrunePlan],
+    *,
+    params: dict[str, torch.Tensor] | None = None,
+) -> Ensemble | ModuleEnsemble:
+    """Apply each plan's shuffle and reinitialization to an already pruned ensemble.
+
+    What :func:`prune` does after scoring (``METHODS.md`` §4), for masks found some other way,
+    e.g. the tickets of :func:`~robustlaw.empirical.pruning.imp_path`: ``shuffle`` permutes
+    each member's mask over its plan's prunable entries with the plan's seed, ``reinit_seed``
+    redraws all of its parameters from the init distribution. Inversion acts on scores and
+    cannot be applied to a finished mask. The plans' methods and densities are not read.
+
+    Parameters
+    ----------
+    ensemble : Ensemble or ModuleEnsemble
+        The pruned members (their masks are ablated).
+    plans : PrunePlan or sequence of PrunePlan
+        One plan for all members or one per member.
+    params : dict of str to torch.Tensor, optional
+        The values to restart from, *not* zeroed where pruned (e.g. ``θ_k``), so that a
+        shuffled mask keeps the values at its new positions; default ``ensemble.params``.
+
+    Returns
+    -------
+    Ensemble or ModuleEnsemble
+        The ablated members, pruned entries zeroed; ``prune(ens, plan)`` equals
+        ``ablate(prune(ens, plan_without_ablations).ensemble, plan, params=ens.params)``.
+
+    Examples
+    --------
+    >>> from robustlaw.empirical.ensemble import MLPSpec, init_mlp_ensemble
+    >>> ens = init_mlp_ensemble(MLPSpec(layer_sizes=(4, 8, 1)), seeds=[0])
+    >>> pruned = prune(ens, PrunePlan(method="magnitude", density=0.5)).ensemble
+    >>> plan = PrunePlan(method="magnitude", density=0.5, seed=3, shuffle="layerwise")
+    >>> shuffled = ablate(pruned, plan, params=ens.params)
+    >>> [int(shuffled.masks[k].sum()) == int(pruned.masks[k].sum()) for k in pruned.masks]
+    [True, True]
+    """
+    architecture(ensemble)
+    plans = _plans(plans, ensemble.n_members)
+    for i, plan in enumerate(plans):
+        if plan.invert:
+            raise ValidationError(f"member {i}: inversion acts on scores, not on a finished mask")
+    if any(p.prune_biases for p in plans):
+        ensemble = with_bias_masks(ensemble)
+    start = ensemble.params if params is None else params
+    if set(start) != set(ensemble.params):
+        raise ValidationError(
+            f"params must have the ensemble's keys {sorted(ensemble.params)}, got {sorted(start)}"
+        )
+    start = {k: v.detach().clone() for k, v in start.items()}
+    masks = {k: v.clone() for k, v in ensemble.masks.items()}
+    _ablate(ensemble, plans, _names_by_plan(ensemble, plans), masks, start)
+    start = {k: v * masks[k] if k in masks else v for k, v in start.items()}
+    return rebuild(ensemble, params=start, masks=masks)
 
 
 def _ablate(ensemble, plans, names_by_plan, masks, params) -> None:

@@ -6,6 +6,8 @@
 3. On a CNN, counts are exact, masks hold through training, batched equals one by one.
 """
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -19,6 +21,7 @@ from robustlaw.empirical.pruning import (
     PrunePlan,
     SnipOptions,
     SynflowOptions,
+    ablate,
     concat_members,
     imp_path,
     n_keep_for_density,
@@ -243,3 +246,26 @@ def test_module_pruning_refuses_what_it_cannot_do_with_one_clear_error(images):
               loss="cross-entropy")  # fmt: skip
     with pytest.raises(ValidationError, match="Ensemble .* or a ModuleEnsemble"):
         prune(nn.Linear(2, 2), PrunePlan(method="random", density=0.5))
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_ablate_on_finished_masks_is_what_prune_does(kind, images):
+    """prune(plan with ablations) == ablate(prune(plan without), plan) from the same start."""
+    start = init_mlp_ensemble(SPEC, [5, 6, 7], dtype=F64) if kind == "mlp" else _cnn([5, 6, 7])
+    plans = [
+        PrunePlan(method="magnitude", density=0.3, seed=5, shuffle="layerwise"),
+        PrunePlan(method="magnitude", density=0.3, seed=6, reinit_seed=77),
+        PrunePlan(method="magnitude", density=0.3, seed=7, shuffle="global", prune_biases=True),
+    ]
+    plain = [dataclasses.replace(p, shuffle=None, reinit_seed=None) for p in plans]
+    by_prune = prune(start, plans).ensemble
+    by_ablate = ablate(prune(start, plain).ensemble, plans, params=start.params)
+    assert sorted(by_prune.masks) == sorted(by_ablate.masks)
+    for k, v in by_prune.params.items():
+        assert torch.equal(by_ablate.params[k], v), k
+    for k, m in by_prune.masks.items():
+        assert torch.equal(by_ablate.masks[k], m), k
+    with pytest.raises(ValidationError, match="inversion acts on scores"):
+        ablate(by_prune, dataclasses.replace(plans[0], invert=True))
+    with pytest.raises(ValidationError, match="params must have the ensemble's keys"):
+        ablate(by_prune, plans, params={"0.weight": start.params["0.weight"]})
