@@ -12,8 +12,9 @@ when ``../shared/fixtures/lipsdp`` is beside the checkout; its commands are skip
 otherwise), ``results.sqlite`` with the ``tiny`` results of ``lor-scaling`` and of every
 experiment a documented ``run`` or ``figure`` command names (run once per module), and the
 same store as ``robustlaw-demo/results.sqlite``, so ``robustlaw demo`` resumes
-instead of retraining. ``run`` commands of the ``default`` and ``paper`` presets (minutes to
-hours) run with ``--preset tiny`` instead, which the store holds already.
+instead of retraining. ``run`` and ``figure`` commands of every other preset (``default``,
+``paper`` and named ones: minutes to hours) run with ``--preset tiny`` instead, which the store
+holds already.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ DOCUMENTS = [ROOT / "README.md"] + sorted(
     p for p in (ROOT / "docs").rglob("*.md") if "_build" not in p.parts
 )
 COMMAND_BLOCKS = ("bash", "console", "shell", "sh")
-LONG_PRESETS = ("default", "paper")
 FENCE = re.compile(r"^\s*```+\s*\{?([\w-]*)\}?")
 
 
@@ -150,10 +150,8 @@ def inputs(tmp_path_factory, request):
 
 def _argv(command: str) -> list[str]:
     argv = shlex.split(command)[1:]
-    if argv[0] == "run" and "--preset" in argv:
-        at = argv.index("--preset") + 1
-        if argv[at] in LONG_PRESETS:
-            argv[at] = "tiny"
+    if argv[0] in ("run", "figure") and "--preset" in argv:
+        argv[argv.index("--preset") + 1] = "tiny"
     return argv
 
 

@@ -40,6 +40,8 @@ _BUILTIN_MODULES = (
     "robustlaw.experiments.nfp_memorization_images",
     "robustlaw.experiments.nfp_memorization",
     "robustlaw.experiments.nfp_mask_information",
+    "robustlaw.experiments.mtm_ablations",
+    "robustlaw.experiments.random_pruning_generalization",
 )
 
 KEY_COLUMNS = (

@@ -38,8 +38,9 @@ def test_experiments_lists_presets(synthetic, capsys):
     [
         (
             ["run", "nope"],
-            "unknown experiment 'nope'; valid names: lor-scaling, nfp-mask-information, "
-            "nfp-memorization, nfp-memorization-images, nfp-noise-correlation, synthetic",
+            "unknown experiment 'nope'; valid names: lor-scaling, mtm-ablations, "
+            "nfp-mask-information, nfp-memorization, nfp-memorization-images, "
+            "nfp-noise-correlation, random-pruning-generalization, synthetic",
         ),
         (["run", "synthetic", "--preset", "huge"], "valid names: default, paper, tiny"),
         (["run", "synthetic", "--executor", "dask"], "valid names: local, ray"),
