@@ -25,6 +25,15 @@ import torch
 __all__ = ["LMIStructure"]
 
 
+def _combo(*terms: tuple[float, torch.Tensor]) -> torch.Tensor:
+    """``sum_i c_i M_i`` over the terms with ``c_i != 0`` (at least one), fused where possible."""
+    terms = tuple((c, m) for c, m in terms if c)
+    out = terms[0][0] * terms[0][1]
+    for c, m in terms[1:]:
+        out.add_(m, alpha=c)
+    return out
+
+
 @dataclass(frozen=True)
 class LMIStructure:
     """The pieces of the LipSDP LMI for one network (weights already compressed and pruned).
@@ -147,53 +156,100 @@ class LMIStructure:
         cross = a_dense.T * (k_ae * lam_bar)[None, :]
         g[:, n0:] += cross
         g[n0:, :] += cross.T
-        g[n0:, n0:] += torch.diag(k_ee * lam_bar)
+        g[n0:, n0:].diagonal().add_(k_ee * lam_bar)
         return g
 
     def trace_g(self, x: torch.Tensor) -> torch.Tensor:
-        """``tr(G_k X)`` for every free multiplier ``k``, for a symmetric ``X``."""
+        """``tr(G_k X)`` for every free multiplier ``k``, for any square ``X`` (symmetric or not).
+
+        Only the blocks of ``X`` that ``A`` touches are read: ``O(nnz(A) + n)``, plus
+        ``O(sum_l n_l n_{l-1}^2)`` for the ``a_i a_i^T`` term when ``alpha beta != 0``.
+        """
         k_aa, k_ae, k_ee = self.k
-        n0 = self.n_in
-        ax = self.apply_a(x)
-        hidden = torch.arange(self.n_hidden, device=x.device)
-        quad = torch.cat(
-            [
-                (ax[r - n0 : r - n0 + w.shape[0], lo:hi] * w).sum(1)
-                for w, (lo, hi), r in zip(
-                    self.weights[:-1], self._blocks, self._row_starts, strict=False
-                )
-            ]
-        )
-        per_unit = k_aa * quad + 2.0 * k_ae * ax[hidden, n0 + hidden] + k_ee * x.diagonal()[n0:]
+        parts = []
+        for w, (lo, hi), r in zip(self.weights[:-1], self._blocks, self._row_starts, strict=False):
+            rows = slice(r, r + w.shape[0])
+            # a_i^T X e_i + e_i^T X a_i, with a_i = row i of W_l on the columns lo:hi
+            per = k_ae * ((w * x[rows, lo:hi]).sum(1) + (w * x[lo:hi, rows].T).sum(1))
+            if k_aa:
+                per = per + k_aa * ((w @ x[lo:hi, lo:hi]) * w).sum(1)
+            parts.append(per)
+        per_unit = torch.cat(parts) + k_ee * x.diagonal()[self.n_in :]
         return self.reduce(per_unit)
 
-    def g_norms(self) -> torch.Tensor:
-        """Frobenius norms of the free multipliers' matrices ``G_k`` (shape ``(m,)``)."""
-        eye = torch.eye(self.dim, dtype=self.weights[0].dtype, device=self.weights[0].device)
-        h = self.schur(eye, eye)  # H_kk = tr(G_k G_k) = ||G_k||_F^2 with X = Z = I
-        return h.diagonal().clamp_min(0).sqrt()
+    def trace_g_product(
+        self, x: torch.Tensor, ax: torch.Tensor, y: torch.Tensor, ay_t: torch.Tensor
+    ) -> torch.Tensor:
+        """``tr(G_k X Y)`` for every free multiplier ``k``, without forming ``X @ Y``.
 
-    def gram_blocks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(A X A.T, A X B.T, B X B.T)`` for a symmetric ``X``: the blocks of ``V.T X V``."""
+        ``ax = A @ X`` and ``ay_t = A @ Y.T``; with ``a_k`` row ``k`` of ``A`` and ``e_k`` its
+        unit vector, each ``u^T X Y v`` (``u, v`` in ``{a_k, e_k}``) is a row-wise dot product,
+        ``O(nN)`` in all.
+        """
+        k_aa, k_ae, k_ee = self.k
         n0 = self.n_in
-        ax = self.apply_a(x)
-        return self.apply_a(ax.T), ax[:, n0:], x[n0:, n0:]
+        x_e, y_e = x[n0:], y[:, n0:].T  # rows e_k^T X and columns Y e_k (as rows)
+        per_unit = k_ae * ((ax * y_e).sum(1) + (x_e * ay_t).sum(1)) + k_ee * (x_e * y_e).sum(1)
+        if k_aa:
+            per_unit = per_unit + k_aa * (ax * ay_t).sum(1)
+        return self.reduce(per_unit)
 
-    def schur(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def g_times(self, lam: torch.Tensor, z: torch.Tensor, az: torch.Tensor) -> torch.Tensor:
+        """``(sum_i lam_i G_i) @ Z`` for free multipliers ``lam`` and ``az = A @ Z``.
+
+        ``G = A^T D (k_aa A Z + k_ae B Z) + B^T D (k_ae A Z + k_ee B Z)`` with ``D``
+        the per-unit multipliers: one :meth:`apply_at`, no dense ``n x n`` product.
+        """
+        k_aa, k_ae, k_ee = self.k
+        lam_bar = self.expand(lam)[:, None]
+        bz = z[self.n_in :]
+        inner = k_ae * bz if not k_aa else k_aa * az + k_ae * bz
+        out = self.apply_at(lam_bar * inner)
+        out[self.n_in :] += lam_bar * (k_ae * az + k_ee * bz)
+        return out
+
+    def constant_times(self, z: torch.Tensor) -> torch.Tensor:
+        """``C @ Z`` (``C``: ``W_L^T W_L`` on the last hidden block), in ``O(n_L n_out n)``."""
+        w_last = self.weights[-1]
+        out = torch.zeros_like(z)
+        out[-w_last.shape[1] :] = w_last.T @ (w_last @ z[-w_last.shape[1] :])
+        return out
+
+    def schur(
+        self,
+        x: torch.Tensor,
+        z: torch.Tensor,
+        *,
+        ax: torch.Tensor | None = None,
+        az: torch.Tensor | None = None,
+        azat: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """``H_kl = tr(G_k X G_l Z)`` for symmetric ``X`` and ``Z`` (shape ``(m, m)``).
 
         With ``P = V.T X V`` and ``Q = V.T Z V`` split into 2x2 blocks of ``N x N`` matrices,
         ``H_ij = sum_qr P_qr[i, j] (K Q K)_qr[i, j]``: O(N^2) once the Gram blocks exist.
+        ``ax = A @ X``, ``az = A @ Z`` and ``azat = A @ Z @ A.T`` may be passed when already
+        computed.
         """
         k_aa, k_ae, k_ee = self.k
-        px_aa, px_ae, px_ee = self.gram_blocks(x)
-        pz_aa, pz_ae, pz_ee = self.gram_blocks(z)
-        pz_ea = pz_ae.T
-        # (K Q K)_qr = sum_ps K_qp Q_ps K_sr, with K = [[k_aa, k_ae], [k_ae, k_ee]].
-        w_aa = k_aa * (k_aa * pz_aa + k_ae * pz_ea) + k_ae * (k_aa * pz_ae + k_ae * pz_ee)
-        w_ae = k_aa * (k_ae * pz_aa + k_ee * pz_ae) + k_ae * (k_ae * pz_ea + k_ee * pz_ee)
-        w_ee = k_ae * (k_ae * pz_aa + k_ee * pz_ea) + k_ee * (k_ae * pz_ae + k_ee * pz_ee)
-        h = px_aa * w_aa + px_ae * w_ae + px_ae.T * w_ae.T + px_ee * w_ee
+        n0 = self.n_in
+        ax = self.apply_a(x) if ax is None else ax
+        az = self.apply_a(z) if az is None else az
+        pz_aa = self.apply_a(az.T) if azat is None else azat
+        pz_ae, pz_ee = az[:, n0:], z[n0:, n0:]
+        px_ae, px_ee = ax[:, n0:], x[n0:, n0:]
+        pz_ea, pz_sym = pz_ae.T, pz_ae + pz_ae.T
+        # (K Q K)_qr = sum_ps K_qp Q_ps K_sr, with K = [[k_aa, k_ae], [k_ae, k_ee]]; zero
+        # coefficients (alpha = 0) are skipped: these N x N passes are memory-bound.
+        w_ae = _combo(
+            (k_aa * k_ae, pz_aa), (k_aa * k_ee, pz_ae), (k_ae**2, pz_ea), (k_ae * k_ee, pz_ee)
+        )
+        w_ee = _combo((k_ae**2, pz_aa), (k_ae * k_ee, pz_sym), (k_ee**2, pz_ee))
+        w_aa = _combo((k_aa**2, pz_aa), (k_aa * k_ae, pz_sym), (k_ae**2, pz_ee))
+        h = px_ae * w_ae
+        h += h.T.clone()
+        h += self.apply_a(ax.T) * w_aa
+        h.addcmul_(px_ee, w_ee)
         return self.reduce2(h)
 
     def cross_input(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -131,6 +131,31 @@ def test_structured_operators_match_the_dense_lmi(slopes):
     np.testing.assert_allclose(st.cross_input(xt, zt).numpy(), cross, rtol=1e-10, atol=1e-9)
 
 
+@pytest.mark.parametrize("slopes", [(0.0, 1.0), (0.01, 1.0), (1.0, 1.0)])
+def test_structured_products_match_dense_ones(slopes):
+    """The interior-point method's products: G(lam) Z, C Z, tr(G_k M), tr(G_k X Y)."""
+    ws = random_net([4, 7, 6, 2], seed=4)
+    n_hidden, n = 13, 17
+    st = LMIStructure([torch.as_tensor(w) for w in ws], slopes, torch.arange(n_hidden), n_hidden)
+    gs = [
+        dense_lmi(ws, np.eye(n_hidden)[i], 0.0, slopes)
+        - dense_lmi(ws, 0 * np.eye(n_hidden)[i], 0.0, slopes)
+        for i in range(n_hidden)
+    ]
+    rng = np.random.default_rng(5)
+    x, y, z = rng.standard_normal((3, n, n))  # not symmetric
+    lam = rng.standard_normal(n_hidden)
+    xt, yt, zt = torch.as_tensor(x), torch.as_tensor(y), torch.as_tensor(z)
+    g_lam = sum(li * gi for li, gi in zip(lam, gs, strict=True))
+    got = st.g_times(torch.as_tensor(lam), zt, st.apply_a(zt))
+    np.testing.assert_allclose(got.numpy(), g_lam @ z, atol=1e-11)
+    c_mat = dense_lmi(ws, np.zeros(n_hidden), 0.0, slopes)
+    np.testing.assert_allclose(st.constant_times(zt).numpy(), c_mat @ z, atol=1e-12)
+    np.testing.assert_allclose(st.trace_g(xt).numpy(), [np.trace(g @ x) for g in gs], atol=1e-11)
+    product = st.trace_g_product(xt, st.apply_a(xt), yt, st.apply_a(yt.T))
+    np.testing.assert_allclose(product.numpy(), [np.trace(g @ x @ y) for g in gs], atol=1e-10)
+
+
 def test_certified_rho_is_the_smallest_rho_of_the_dense_lmi():
     ws = random_net([3, 6, 5, 2], seed=3)
     lam = lipsdp(ws).details["multipliers"]
