@@ -107,16 +107,21 @@ def dense_lmi(ws, lam, rho, slopes):
 # --------------------------------------------------------------------------- structure
 
 
+def _dense_generators(ws, n_hidden, slopes):
+    """The dense constraint matrices ``G_i`` (the LMI's coefficient of ``lambda_i``)."""
+    return [
+        dense_lmi(ws, np.eye(n_hidden)[i], 0.0, slopes)
+        - dense_lmi(ws, 0 * np.eye(n_hidden)[i], 0.0, slopes)
+        for i in range(n_hidden)
+    ]
+
+
 @pytest.mark.parametrize("slopes", [(0.0, 1.0), (0.01, 1.0), (0.0, 0.25), (1.0, 1.0)])
 def test_structured_operators_match_the_dense_lmi(slopes):
     ws = random_net([4, 7, 6, 2], seed=1)
     n_hidden, n = 13, 17
     st = LMIStructure([torch.as_tensor(w) for w in ws], slopes, torch.arange(n_hidden), n_hidden)
-    gs = [
-        dense_lmi(ws, np.eye(n_hidden)[i], 0.0, slopes)
-        - dense_lmi(ws, 0 * np.eye(n_hidden)[i], 0.0, slopes)
-        for i in range(n_hidden)
-    ]
+    gs = _dense_generators(ws, n_hidden, slopes)
     rng = np.random.default_rng(2)
     x, z = (a @ a.T for a in rng.standard_normal((2, n, n)))
     lam = rng.random(n_hidden)
@@ -137,11 +142,7 @@ def test_structured_products_match_dense_ones(slopes):
     ws = random_net([4, 7, 6, 2], seed=4)
     n_hidden, n = 13, 17
     st = LMIStructure([torch.as_tensor(w) for w in ws], slopes, torch.arange(n_hidden), n_hidden)
-    gs = [
-        dense_lmi(ws, np.eye(n_hidden)[i], 0.0, slopes)
-        - dense_lmi(ws, 0 * np.eye(n_hidden)[i], 0.0, slopes)
-        for i in range(n_hidden)
-    ]
+    gs = _dense_generators(ws, n_hidden, slopes)
     rng = np.random.default_rng(5)
     x, y, z = rng.standard_normal((3, n, n))  # not symmetric
     lam = rng.standard_normal(n_hidden)
