@@ -1,4 +1,4 @@
-"""The ``mtm-ablations`` work unit: prune the whole grid, train it as one ensemble, test it.
+"""The ``mtm-ablations`` work unit: prune one seed's grid, train it as one ensemble, test it.
 
 Every member (dense baselines; each method x ablation x density x seed; IMP's tickets) is built
 by :func:`~.grid.build_grid` and then trained together with one recipe (:func:`train_options`):
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import torch
@@ -156,5 +156,6 @@ def unit_records(settings: Settings, grid: TrainedGrid) -> list[MtmAblationsReco
 def measure(
     settings: Settings, unit: WorkUnit, *, device: str = "cpu", progress: bool = False
 ) -> list[MtmAblationsRecord]:
-    """Prune, train and test the whole grid (``unit`` is the one unit; ``progress`` unused)."""
-    return unit_records(settings, train_grid(settings, device=device))
+    """Prune, train and test the grid of the unit's seed (``progress`` unused)."""
+    one_seed = replace(settings, seeds=(unit.params["seed"],))
+    return unit_records(one_seed, train_grid(one_seed, device=device))

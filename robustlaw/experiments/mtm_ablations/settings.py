@@ -13,7 +13,9 @@ randomness (random scores, the scoring subset of SNIP and GraSP, the shuffle per
 reinitialized member is redrawn with seed ``s + reinit_seed_offset``. Every method and ablation of
 a seed therefore starts from the same weights and sees the same batches: comparisons are paired.
 
-Work units: one, the whole grid, trained as one ensemble (its key is the configuration name).
+Work units: one per seed, that seed's whole grid (every method, density and ablation, and its
+IMP path) trained as one ensemble; a killed run resumes at the first seed not stored. A member's
+result does not depend on its batch-mates, so the split changes no number.
 
 References
 ----------
@@ -173,14 +175,17 @@ class MtmAblationsSettings:
 
 
 def expand(settings: MtmAblationsSettings) -> tuple[WorkUnit, ...]:
-    """One work unit: every method, density, seed and ablation, trained as one ensemble.
+    """One work unit per seed: every method, density and ablation of it, as one ensemble.
 
     Examples
     --------
     >>> [u.key for u in expand(PRESETS["tiny"])]
-    ['digits-mlp']
+    ['digits-mlp/seed-0', 'digits-mlp/seed-1', 'digits-mlp/seed-2']
     """
-    return (WorkUnit(key=settings.configuration, index=0, params={}),)
+    return tuple(
+        WorkUnit(key=f"{settings.configuration}/seed-{seed}", index=i, params={"seed": seed})
+        for i, seed in enumerate(settings.seeds)
+    )
 
 
 PRESETS = {
