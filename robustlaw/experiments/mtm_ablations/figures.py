@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from robustlaw.experiments.mtm_ablations.record import DENSE, NO_ABLATION
+from robustlaw.experiments.summary import mean_se
 
 __all__ = ["LABELS", "ablation_figure", "ablation_table", "accuracy_figure", "accuracy_table",
-           "dense_accuracy", "mean_se"]  # fmt: skip
+           "dense_accuracy"]  # fmt: skip
 
 LABELS = {"random": "Random", "magnitude": "Magnitude", "snip": "SNIP", "grasp": "GraSP",
           "grasp-abs": "|GraSP|", "synflow": "SynFlow", "magnitude-after": "MagAfter",
@@ -31,19 +32,6 @@ _ABLATION_STYLE = {"shuffle": ("tab:blue", "o"), "reinit": ("tab:orange", "s"),
                    "invert": ("tab:red", "v")}  # fmt: skip
 
 Rows = Sequence[Mapping[str, Any]]
-
-
-def mean_se(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and standard error (sample std / sqrt(n); 0 for one value).
-
-    Examples
-    --------
-    >>> mean_se([1.0, 3.0])
-    (2.0, 1.0)
-    """
-    x = np.asarray(values, dtype=float)
-    se = x.std(ddof=1) / math.sqrt(len(x)) if len(x) > 1 else 0.0
-    return float(x.mean()), float(se)
 
 
 def dense_accuracy(rows: Rows) -> tuple[float, float]:

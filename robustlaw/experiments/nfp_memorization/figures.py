@@ -15,6 +15,7 @@ import numpy as np
 
 from robustlaw.compare._plot import STYLE
 from robustlaw.experiments.nfp_memorization.settings import METHODS, PAPER_EXPONENTS
+from robustlaw.experiments.summary import mean_se
 
 __all__ = ["memorization_figure", "memorization_summary"]
 
@@ -45,14 +46,12 @@ def memorization_summary(rows: Rows) -> dict[str, dict[str, np.ndarray]]:
     out = {}
     for method, by_density in groups.items():
         densities = sorted(by_density, reverse=True)
-        values = [np.asarray(by_density[rho]) for rho in densities]
+        stats = np.asarray([mean_se(by_density[rho]) for rho in densities])
         out[method] = {
             "density": np.asarray(densities),
-            "mean": np.asarray([v.mean() for v in values]),
-            "se": np.asarray(
-                [v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0 for v in values]
-            ),
-            "seeds": np.asarray([len(v) for v in values]),
+            "mean": stats[:, 0],
+            "se": stats[:, 1],
+            "seeds": np.asarray([len(by_density[rho]) for rho in densities]),
         }
     return out
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from robustlaw.experiments.summary import mean_se
+
 __all__ = ["LABELS", "accuracy_figure", "accuracy_table"]
 
 LABELS = {"imp": "IMP", "magnitude-after": "MagAfter", "random": "Random", "snip": "SNIP",
@@ -42,11 +44,10 @@ def accuracy_table(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str
         groups[r["method"], r["target_density"]].append(r)
     table: dict[str, list[dict[str, float]]] = defaultdict(list)
     for (method, _), members in groups.items():
-        acc = 100 * np.array([r["train_accuracy"] for r in members])
-        se = acc.std(ddof=1) / np.sqrt(len(acc)) if len(acc) > 1 else 0.0
+        accuracy, se = mean_se(100 * r["train_accuracy"] for r in members)
         table[method].append({
             "sparsity": float(np.mean([r["sparsity"] for r in members])),
-            "accuracy": float(acc.mean()), "se": float(se), "n_seeds": len(acc),
+            "accuracy": accuracy, "se": se, "n_seeds": len(members),
         })  # fmt: skip
     return {m: sorted(points, key=lambda p: p["sparsity"]) for m, points in table.items()}
 

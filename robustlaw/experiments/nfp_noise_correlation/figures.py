@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from robustlaw.compare._plot import STYLE, legend_outside
+from robustlaw.experiments.summary import mean_se
 
 __all__ = ["gradient_noise_figure", "imp_figure", "learning_rate_figure", "mean_and_se"]
 
@@ -29,8 +30,7 @@ def mean_and_se(values_by_x: dict[Any, list[float]]) -> tuple[np.ndarray, ...]:
     ([1, 2], [4.0, 2.0], [0.0, 1.0])
     """
     xs = sorted(values_by_x)
-    stats = [(np.mean(v), np.std(v, ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0)
-             for v in (values_by_x[x] for x in xs)]  # fmt: skip
+    stats = [mean_se(values_by_x[x]) for x in xs]
     return np.asarray(xs), *(np.asarray(s, dtype=float) for s in zip(*stats, strict=True))
 
 

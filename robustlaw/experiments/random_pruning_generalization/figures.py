@@ -14,22 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from robustlaw.experiments.summary import mean_se
+
 __all__ = ["accuracy_figure", "accuracy_table", "coefficient_curves", "coefficients_figure",
-           "mean_se", "shown_fractions"]  # fmt: skip
+           "shown_fractions"]  # fmt: skip
 
 _TICKS = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998)
-
-
-def mean_se(values) -> tuple[float, float]:
-    """Mean and standard error (sample standard deviation / sqrt(count); 0 for one value).
-
-    Examples
-    --------
-    >>> mean_se([1.0, 3.0])
-    (2.0, 1.0)
-    """
-    x = np.asarray(values, dtype=float)
-    return float(x.mean()), float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else 0.0
 
 
 def accuracy_table(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
