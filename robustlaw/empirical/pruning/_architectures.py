@@ -35,6 +35,7 @@ __all__ = [
     "n_outputs",
     "prunable",
     "rebuild",
+    "stacked_fields",
     "stream",
 ]
 
@@ -126,16 +127,8 @@ ARCHITECTURES: dict[type, Architecture] = {
         fresh_params=lambda ens, seeds: ens.fresh_params(seeds),
         identity=_module_identity,
     ),
-    MLPSpec: Architecture(  # names only: prunable_names takes a bare spec
-        weight_names=lambda spec: spec.weight_names(),
-        bias_names=lambda spec: spec.bias_names(),
-        example_shape=lambda spec: (spec.layer_sizes[0],),
-        check_inputs=lambda spec, shape, k: check_input_shape(shape, spec, k),
-        fresh_params=lambda spec, seeds: init_mlp_ensemble(spec, seeds).params,
-        identity=lambda spec: spec,
-    ),
 }
-"""The :class:`Architecture` of each kind of ensemble pruning accepts (and of ``MLPSpec``)."""
+"""The :class:`Architecture` of each kind of ensemble pruning accepts."""
 
 
 def architecture(ensemble: Any) -> Architecture:
@@ -159,19 +152,26 @@ def bias_of(weight: str) -> str:
     return f"{prefix}.bias" if prefix else "bias"
 
 
-def prunable(ensemble: Any, prune_output_layer: bool, prune_biases: bool) -> tuple[str, ...]:
+def _names(model: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The weight and bias names of an ensemble, or of a bare ``MLPSpec``."""
+    if isinstance(model, MLPSpec):
+        return model.weight_names(), model.bias_names()
+    arch = architecture(model)
+    return arch.weight_names(model), arch.bias_names(model)
+
+
+def prunable(model: Any, prune_output_layer: bool, prune_biases: bool) -> tuple[str, ...]:
     """The prunable names: each weight, then its bias when biases are pruned and it has one."""
-    arch = architecture(ensemble)
-    weights = arch.weight_names(ensemble)
-    biases = set(arch.bias_names(ensemble)) if prune_biases else set()
+    weights, all_biases = _names(model)
+    biases = set(all_biases) if prune_biases else set()
     kept = weights if prune_output_layer else weights[:-1]
     return tuple(n for w in kept for n in (w, bias_of(w)) if n == w or n in biases)
 
 
 def stream(ensemble: Any, name: str) -> int:
     """Tensor ``name``'s random stream: its index among the weights, then the biases."""
-    arch = architecture(ensemble)
-    return (arch.weight_names(ensemble) + arch.bias_names(ensemble)).index(name)
+    weights, biases = _names(ensemble)
+    return (weights + biases).index(name)
 
 
 def masked_apply(ensemble: Any, params: Params, masks: Params, x: torch.Tensor) -> torch.Tensor:
@@ -186,14 +186,18 @@ def n_outputs(ensemble: Any, x: torch.Tensor) -> int:
         return ensemble.apply(ensemble.params, one).shape[-1]
 
 
+def stacked_fields(ensemble: Any) -> tuple[str, ...]:
+    """The ensemble's fields that hold per-member tensors (``params``, ``masks``, ``buffers``)."""
+    names = {f.name for f in dataclasses.fields(ensemble)}
+    return tuple(field for field in _STACKED if field in names)
+
+
 def rebuild(ensemble: Any, members: Sequence[int] | None = None, **changes) -> Any:
     """The ensemble with fields replaced, or the sub-ensemble of ``members`` (seeds kept)."""
     if members is not None:
         idx = torch.as_tensor(list(members), dtype=torch.long)
-        names = {f.name for f in dataclasses.fields(ensemble)}
-        for field in _STACKED:
-            if field in names:
-                stacked = getattr(ensemble, field)
-                changes[field] = {k: v[idx.to(v.device)] for k, v in stacked.items()}
+        for field in stacked_fields(ensemble):
+            stacked = getattr(ensemble, field)
+            changes[field] = {k: v[idx.to(v.device)] for k, v in stacked.items()}
         changes["seeds"] = tuple(ensemble.seeds[i] for i in members) if ensemble.seeds else ()
     return dataclasses.replace(ensemble, **changes)

@@ -8,7 +8,12 @@ import torch
 
 from robustlaw.empirical.ensemble import Ensemble
 from robustlaw.empirical.modules import ModuleEnsemble
-from robustlaw.empirical.pruning._architectures import architecture, bias_of, rebuild
+from robustlaw.empirical.pruning._architectures import (
+    architecture,
+    bias_of,
+    rebuild,
+    stacked_fields,
+)
 from robustlaw.errors import ValidationError
 
 __all__ = ["concat_members", "select_members", "with_bias_masks"]
@@ -59,12 +64,9 @@ def concat_members(parts: Sequence[AnyEnsemble]) -> AnyEnsemble:
             raise ValidationError(
                 "concat_members needs ensembles of one kind, architecture and mask keys"
             )
-    stacked = {"params": first.params, "masks": first.masks}
-    if isinstance(first, ModuleEnsemble):
-        stacked["buffers"] = first.buffers
     joined = {
-        field: {k: torch.cat([getattr(e, field)[k] for e in parts]) for k in tensors}
-        for field, tensors in stacked.items()
+        field: {k: torch.cat([getattr(e, field)[k] for e in parts]) for k in getattr(first, field)}
+        for field in stacked_fields(first)
     }
     return rebuild(first, seeds=tuple(s for e in parts for s in e.seeds), **joined)
 
