@@ -9,7 +9,11 @@ One training step (forward, backward, optimizer update, re-masking) of K masked 
   instead of the loop: ``stack_module_state``, ``vmap(grad(loss))`` over
   ``functional_call``, one fused ``torch.optim.Adam`` (or SGD) over the stacked parameters,
   with the mask multiplied into the weights before each step;
-* batched: :func:`robustlaw.empirical.train_ensemble` on stacked ``(K, out, in)`` weights.
+* toolkit: :func:`robustlaw.empirical.train_ensemble`, timed twice: with
+  ``kernels="dense"`` (stacked ``(K, out, in)`` weights, batched BLAS products) and with
+  ``kernels="sparse"`` (each member's kept weights compressed, compiled sparse kernels); its
+  default ``kernels="auto"`` takes the sparse kernels at densities up to
+  ``SPARSE_DENSITY_LIMIT``.
 
 Per-model throughput is ``time per step / K``. FLOPs per model step are counted as
 ``6 * batch * n_weights`` (forward 2, backward 4 multiply-adds per weight and example).
@@ -139,12 +143,13 @@ def gemm_peak(device: str, n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / min(times) / 1e9
 
 
-def time_batched(ens, X, y, cfg, steps: int, optimizer: str) -> float:
+def time_batched(ens, X, y, cfg, steps: int, optimizer: str, kernels: str) -> float:
     """Seconds per step of :func:`train_ensemble` (one call of ``steps`` steps, minus one)."""
     part = replace(resolve_optimizer(optimizer), lr=1e-3)
-    opts = TrainOptions(optimizer=part, loss=cfg["loss"], max_steps=steps)
-    train_ensemble(ens, X, y, TrainOptions(optimizer=part, loss=cfg["loss"], max_steps=2))
-    one = TrainOptions(optimizer=part, loss=cfg["loss"], max_steps=1)
+    base = TrainOptions(optimizer=part, loss=cfg["loss"], kernels=kernels)
+    opts = replace(base, max_steps=steps)
+    train_ensemble(ens, X, y, replace(base, max_steps=2))
+    one = replace(base, max_steps=1)
     _sync(cfg["device"])
     start = time.perf_counter()
     train_ensemble(ens, X, y, one)
@@ -162,7 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, nargs="*", help="ensemble sizes (default: the config's)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per measurement")
     parser.add_argument("--loop-models", type=int, help="models timed in the loop (default K)")
-    parser.add_argument("--density", type=float, default=0.1, help="kept fraction per mask")
+    parser.add_argument(
+        "--density", type=float, nargs="*", default=[0.1], help="kept fractions per mask"
+    )
     parser.add_argument("--threads", type=int, help="torch intra-op threads (default torch's)")
     parser.add_argument("--optimizer", default="adam", choices=sorted(TORCH_OPTIMIZERS))
     parser.add_argument("--batch", type=int, help="examples per step (default 64)")
@@ -178,32 +185,38 @@ def main(argv: list[str] | None = None) -> None:
     spec = MLPSpec(layer_sizes=cfg["sizes"])
     print(
         f"device={cfg['device']} sizes={cfg['sizes']} batch={cfg['batch']} "
-        f"optimizer={args.optimizer} density={args.density} "
-        f"threads={torch.get_num_threads()} torch={torch.__version__}"
+        f"optimizer={args.optimizer} threads={torch.get_num_threads()} torch={torch.__version__}"
     )
     print(f"GEMM peak: {gemm_peak(cfg['device']):.1f} GFLOP/s (float32 2048x2048 matmul)")
+    kernels = ("dense", "sparse") if cfg["device"] == "cpu" else ("dense",)
     print(
-        f"{'K':>6} {'loop ms/step':>13} {'func ms/step':>13} {'batched ms/step':>16} "
-        f"{'vs loop':>8} {'vs func':>8} {'func GFLOP/s':>13} {'batched GFLOP/s':>16}"
+        f"{'K':>6} {'density':>8} {'loop ms':>9} {'func ms':>8} "
+        + " ".join(f"{name + ' ms':>10}" for name in kernels)
+        + f" {'func GFLOP/s':>13} "
+        + " ".join(f"{name + ' vs loop':>15} {name + ' vs func':>15}" for name in kernels)
     )
     for k in args.k or [cfg["k"]]:
-        ens = init_mlp_ensemble(spec, seeds=range(k), device=cfg["device"])
-        masks = {
-            n: torch.rand(m.shape, generator=gen).to(m.device) < args.density
-            for n, m in ens.masks.items()
-        }
-        ens = ens.with_masks(masks)
-        n_loop = min(k, args.loop_models or k)
-        loop_steps = max(2, args.steps // 4)
-        loop_per_model = time_loop(ens, X, y, cfg, n_loop, loop_steps, args.optimizer) / n_loop
-        func = time_func_recipe(ens, X, y, cfg, args.steps, args.optimizer)
-        batched = time_batched(ens, X, y, cfg, args.steps, args.optimizer)
-        flops = 6 * cfg["batch"] * spec.n_weights() * k  # the dense work of the same shapes
-        print(
-            f"{k:>6} {loop_per_model * k * 1e3:>13.2f} {func * 1e3:>13.2f} "
-            f"{batched * 1e3:>16.2f} {loop_per_model * k / batched:>8.1f} "
-            f"{func / batched:>8.2f} {flops / func / 1e9:>13.2f} {flops / batched / 1e9:>16.2f}"
-        )
+        for density in args.density:
+            ens = init_mlp_ensemble(spec, seeds=range(k), device=cfg["device"])
+            masks = {
+                n: torch.rand(m.shape, generator=gen).to(m.device) < density
+                for n, m in ens.masks.items()
+            }
+            ens = ens.with_masks(masks)
+            n_loop = min(k, args.loop_models or k)
+            loop_steps = max(2, args.steps // 4)
+            loop = time_loop(ens, X, y, cfg, n_loop, loop_steps, args.optimizer) / n_loop * k
+            func = time_func_recipe(ens, X, y, cfg, args.steps, args.optimizer)
+            toolkit = [
+                time_batched(ens, X, y, cfg, args.steps, args.optimizer, name) for name in kernels
+            ]
+            flops = 6 * cfg["batch"] * spec.n_weights() * k  # the dense work of the same shapes
+            print(
+                f"{k:>6} {density:>8.3f} {loop * 1e3:>9.2f} {func * 1e3:>8.2f} "
+                + " ".join(f"{t * 1e3:>10.2f}" for t in toolkit)
+                + f" {flops / func / 1e9:>13.2f} "
+                + " ".join(f"{loop / t:>15.1f} {func / t:>15.2f}" for t in toolkit)
+            )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from robustlaw._validation import derived_seed
+from robustlaw.empirical.training._leaves import CompressedLeaves, DenseLeaves
 from robustlaw.empirical.training.options import TrainOptions
 from robustlaw.empirical.training.stopping import CheckPass, train_accuracy
 
@@ -107,25 +108,6 @@ def _take(t: torch.Tensor, idx: torch.Tensor, per_member: bool) -> torch.Tensor:
     return t[idx]
 
 
-def _transposed_grads(apply, params: Params, x: torch.Tensor) -> frozenset[str]:
-    """Names of the parameters whose gradients come out as transposed views.
-
-    A weight used as ``w.mT`` in a batched matmul gets its gradient as the transpose of a
-    contiguous product; stored transposed, its gradient is contiguous, and the element-wise
-    masking and optimizer passes then read memory in order (several times faster on CPU).
-    """
-    grads = torch.autograd.grad(apply(params, x).sum(), list(params.values()))
-    return frozenset(
-        k
-        for k, g in zip(params, grads, strict=True)
-        if g.ndim >= 2 and not g.is_contiguous() and g.mT.is_contiguous()
-    )
-
-
-def _flip(t: torch.Tensor, flip: bool) -> torch.Tensor:
-    return t.mT if flip else t
-
-
 def zero_pruned(tensors: Params, masks: Params) -> None:
     """Zero the entries of ``tensors`` at pruned positions (in place)."""
     with torch.no_grad():
@@ -139,10 +121,9 @@ class Trainer:
 
     Parameters
     ----------
-    apply : callable
-        ``apply(params, x) -> outputs``.
-    params, masks : dict of str to torch.Tensor
-        Stacked parameters (leaves requiring grad, pruned entries zero) and boolean masks.
+    store : DenseLeaves or CompressedLeaves
+        The leaves to update, the masks still to apply to their gradients, the parameters in
+        their own shapes and the model's outputs.
     data : TrainingData
         The training set.
     options : TrainOptions
@@ -158,26 +139,17 @@ class Trainer:
     def __init__(
         self,
         *,
-        apply: Callable,
-        params: Params,
-        masks: Params,
+        store: DenseLeaves | CompressedLeaves,
         data: TrainingData,
         options: TrainOptions,
         seeds: Sequence[int],
         lr: torch.Tensor,
         on_check: Callable[[int, Params], None] | None,
     ) -> None:
-        self.apply, self.data, self.options = apply, data, options
+        self.store, self.data, self.options = store, data, options
         self.lr, self.on_check = lr, on_check
         n = data.n_samples
-        probe = data.inputs.narrow(1 if data.inputs_per_member else 0, 0, min(n, 1))
-        self.flips = _transposed_grads(apply, params, probe)
-        # the leaves autograd and the optimizer see: each parameter in its gradient's layout
-        self.leaves = {
-            k: v.detach().mT.contiguous().requires_grad_(True) if k in self.flips else v
-            for k, v in params.items()
-        }
-        self.masks = {k: _flip(m, k in self.flips).contiguous() for k, m in masks.items()}
+        self.leaves, self.masks = store.leaves, store.masks  # what autograd and the optimizer see
         self.loss, self.rule, self.penalty = options.loss, options.stopping, options.penalty
         self.penalty_state = None if self.penalty is None else self.penalty.init(self.params)
         self.optimizer = options.optimizer
@@ -202,13 +174,14 @@ class Trainer:
         self.check_every = options.check_every or (self.batches.per_epoch if self.batches else 1)
         self.noise = options.gradient_noise
         self.noise_generators = _member_generators(seeds, _NOISE_STREAM) if self.noise else []
+        self.noise_shapes = {k: v.shape[1:] for k, v in self.params.items()} if self.noise else {}
         self.step_masks: Params | None = None
         self.last_check: CheckPass | None = None
 
     @property
     def params(self) -> Params:
-        """The parameters in their own shapes: views of the leaves."""
-        return {k: _flip(v, k in self.flips) for k, v in self.leaves.items()}
+        """The parameters in their own shapes."""
+        return self.store.params()
 
     def _export(self) -> Params:
         """A contiguous copy of the parameters."""
@@ -268,7 +241,7 @@ class Trainer:
 
     def _full_pass(self) -> torch.Tensor:
         with torch.no_grad():
-            return self.apply(self.params, self.data.inputs)
+            return self.store.apply(self.data.inputs)
 
     def _objective(self, inputs: torch.Tensor, targets: torch.Tensor, outputs) -> torch.Tensor:
         """Sum over members of the mean loss (plus the penalty, if any)."""
@@ -293,14 +266,14 @@ class Trainer:
             due = step % self.check_every == 0
             if self.batches is None:
                 inputs, targets = self.data.inputs, self.data.targets
-                outputs = self.apply(self.params, inputs)
+                outputs = self.store.apply(inputs)
                 if due:
                     self._check(step, outputs.detach())
             else:
                 if due:
                     self._check(step, self._full_pass())
                 inputs, targets = self.data.take(self.batches.indices(step))
-                outputs = self.apply(self.params, inputs)
+                outputs = self.store.apply(inputs)
             if not bool(self.active.any()):
                 break
             total = self._objective(inputs, targets, outputs)
@@ -359,12 +332,13 @@ class Trainer:
     def _add_noise(self, grads: Params) -> None:
         if self.noise is None:
             return
+        shapes = self.noise_shapes
         for k, g in grads.items():
-            shape = self.params[k].shape[1:]  # drawn in the parameter's shape, as stored or not
+            shape = shapes[k]  # drawn in the parameter's shape, however the leaf stores it
             noise = torch.stack(
                 [
                     self.noise.draw(shape, generator=gen, dtype=g.dtype)
                     for gen in self.noise_generators
                 ]
             )
-            grads[k] = g + _flip(noise, k in self.flips).to(g.device)
+            grads[k] = g + self.store.to_leaf(k, noise.to(g.device))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robustlaw._validation import check_integer
+from robustlaw._validation import check_choice, check_integer
 from robustlaw.empirical.training.constraints import Constraint, resolve_constraint
 from robustlaw.empirical.training.losses import MSE, Loss, resolve_loss
 from robustlaw.empirical.training.noise import GradientNoise, resolve_gradient_noise
@@ -20,7 +20,10 @@ from robustlaw.empirical.training.penalties import Penalty, resolve_penalty
 from robustlaw.empirical.training.stopping import MaxSteps, StoppingRule, resolve_stopping
 from robustlaw.errors import ValidationError
 
-__all__ = ["TrainOptions"]
+__all__ = ["KERNELS", "TrainOptions"]
+
+#: The values of :attr:`TrainOptions.kernels`.
+KERNELS = ("auto", "sparse", "dense")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +66,18 @@ class TrainOptions:
         THEORY §7.2), or a name in :data:`~.constraints.CONSTRAINTS`; None projects nothing.
     snapshot_steps : tuple of int
         Steps at which to keep a copy of the parameters (after that many updates; 0 = init).
+    kernels : {"auto", "sparse", "dense"}
+        How an MLP ensemble's masked layers are multiplied (other models always take
+        ``"dense"``). ``"dense"``: stacked dense weights and batched BLAS products, the masks
+        multiplied into the gradients. ``"sparse"``: each member's kept weights stored
+        compressed and multiplied by compiled sparse kernels
+        (:mod:`~robustlaw.empirical.training.sparse_kernels`), so the products and the
+        optimizer skip the pruned weights; it needs the CPU, float32 or float64, no penalty,
+        no constraint and a working C compiler. ``"auto"`` (default): ``"sparse"`` where it
+        applies and at most
+        :data:`~robustlaw.empirical.training.sparse_kernels.SPARSE_DENSITY_LIMIT` of the
+        weights are kept, else ``"dense"``. Both compute the same function; they differ only
+        in floating-point rounding (summation order).
 
     Examples
     --------
@@ -87,6 +102,7 @@ class TrainOptions:
     penalty: Penalty | str | None = None
     constraint: Constraint | str | None = None
     snapshot_steps: tuple[int, ...] = ()
+    kernels: str = "auto"
 
     def __post_init__(self) -> None:
         parts = {
@@ -103,6 +119,7 @@ class TrainOptions:
         for name, part in parts.items():
             object.__setattr__(self, name, part)
         check_integer(self.max_steps, "max_steps", minimum=0)
+        check_choice(self.kernels, "kernels", KERNELS)
         for name in ("batch_size", "check_every"):
             if getattr(self, name) is not None:
                 check_integer(getattr(self, name), name, minimum=1)

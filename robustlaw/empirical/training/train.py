@@ -23,8 +23,13 @@ import numpy as np
 import torch
 
 from robustlaw._validation import check_seed, check_tensor
-from robustlaw.empirical.ensemble import Ensemble, check_input_shape, check_masks
+from robustlaw.empirical.ensemble import Ensemble, MLPSpec, check_input_shape, check_masks
 from robustlaw.empirical.modules import ModuleEnsemble
+from robustlaw.empirical.training._leaves import (
+    CompressedLeaves,
+    DenseLeaves,
+    use_sparse_kernels,
+)
 from robustlaw.empirical.training._loop import (
     DIVERGENCE_FACTOR,
     Trainer,
@@ -185,6 +190,25 @@ def train_params(
     >>> res.record.n_steps.tolist()
     [1, 1]
     """
+    return _train(
+        apply,
+        params,
+        masks,
+        X,
+        y,
+        options,
+        seeds=seeds,
+        example_ndim=example_ndim,
+        on_check=on_check,
+        spec=None,
+    )
+
+
+def _train(
+    apply, params, masks, X, y, options, *, seeds, example_ndim, on_check, spec: MLPSpec | None
+) -> TrainResult:
+    """:func:`train_params`; with ``spec`` (``apply`` is that MLP's), the masked weights may
+    train on the sparse kernels (``options.kernels``)."""
     options = TrainOptions() if options is None else options
     if not isinstance(options, TrainOptions):
         raise ValidationError(f"options must be a TrainOptions, got {type(options).__name__}")
@@ -204,10 +228,14 @@ def train_params(
         )
     first = next(iter(params.values()))
     lr = torch.as_tensor(lr_values, dtype=first.dtype, device=first.device).expand(n_members)
+    if spec is not None and use_sparse_kernels(options, spec, params, masks):
+        store = CompressedLeaves(spec, params, masks)
+    else:
+        axis = 1 if data.inputs_per_member else 0
+        probe = data.inputs.narrow(axis, 0, min(data.n_samples, 1))
+        store = DenseLeaves(apply, params, masks, probe)
     out = Trainer(
-        apply=apply,
-        params=params,
-        masks=masks,
+        store=store,
         data=data,
         options=options,
         seeds=seeds,
@@ -287,7 +315,7 @@ def train_ensemble(
         )
     if isinstance(ens, Ensemble):
         check_input_shape(np.shape(X), ens.spec, ens.n_members)
-    return train_params(
+    return _train(
         ens.apply,
         ens.params,
         ens.masks,
@@ -297,4 +325,5 @@ def train_ensemble(
         seeds=ens.seeds,
         example_ndim=ens.example_ndim,
         on_check=on_check,
+        spec=ens.spec if isinstance(ens, Ensemble) else None,
     )
