@@ -59,7 +59,7 @@ logger = logging.getLogger(__name__)
 SPARSE_DENSITY_LIMIT = 0.3
 
 SOURCE = Path(__file__).with_name("_sparse_kernels.c")
-_FLAGS = (("-O3", "-march=native"), ("-O3",))  # the first that compiles is used
+FLAGS = (("-O3", "-march=native"), ("-O3",))  # the first that compiles is used
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 _SPMM_ARGS = [_I64] * 5 + [_PTR] * 5 + [_I64] * 2 + [_PTR] * 3
@@ -109,15 +109,20 @@ def _load(path: Path) -> ctypes.CDLL:
     return lib
 
 
+def library_path(compiler: str, flags: tuple[str, ...]) -> Path:
+    """Where the kernels compiled by ``compiler`` with ``flags`` are cached."""
+    key = "\0".join([SOURCE.read_text(), compiler, *flags, platform.machine(), _cpu_tag()])
+    return _cache_dir() / f"sparse_kernels-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
+
+
 @functools.cache
 def _build() -> tuple[ctypes.CDLL | None, str]:
     compiler = _compiler()
     if compiler is None:
         return None, "no C compiler found (set CC)"
     errors = []
-    for flags in _FLAGS:
-        key = "\0".join([SOURCE.read_text(), compiler, *flags, platform.machine(), _cpu_tag()])
-        path = _cache_dir() / f"sparse_kernels-{hashlib.sha256(key.encode()).hexdigest()[:16]}.so"
+    for flags in FLAGS:
+        path = library_path(compiler, flags)
         try:
             if not path.exists():
                 _compile(compiler, flags, path)

@@ -212,6 +212,10 @@ def _train(
     options = TrainOptions() if options is None else options
     if not isinstance(options, TrainOptions):
         raise ValidationError(f"options must be a TrainOptions, got {type(options).__name__}")
+    if spec is None and options.kernels == "sparse":
+        raise ValidationError(
+            "kernels='sparse' trains MLP ensembles (Ensemble) only; use 'auto' or 'dense'"
+        )
     seeds = tuple(check_seed(s, "seeds entry") for s in seeds)
     n_members = len(seeds)
     check_masks(masks, params)
