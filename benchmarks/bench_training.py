@@ -189,11 +189,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"GEMM peak: {gemm_peak(cfg['device']):.1f} GFLOP/s (float32 2048x2048 matmul)")
     kernels = ("dense", "sparse") if cfg["device"] == "cpu" else ("dense",)
+    columns = ("loop", "func", *kernels)
+    print("ms per step; GFLOP/s counts the dense work of the same shapes; ratios: func / toolkit")
     print(
-        f"{'K':>6} {'density':>8} {'loop ms':>9} {'func ms':>8} "
-        + " ".join(f"{name + ' ms':>10}" for name in kernels)
-        + f" {'func GFLOP/s':>13} "
-        + " ".join(f"{name + ' vs loop':>15} {name + ' vs func':>15}" for name in kernels)
+        f"{'K':>6} {'density':>8} "
+        + " ".join(f"{name + ' ms':>10}" for name in columns)
+        + " "
+        + " ".join(f"{name + ' GFLOP/s':>14}" for name in columns[1:])
+        + " "
+        + " ".join(f"{'func/' + name:>12}" for name in kernels)
     )
     for k in args.k or [cfg["k"]]:
         for density in args.density:
@@ -206,16 +210,18 @@ def main(argv: list[str] | None = None) -> None:
             n_loop = min(k, args.loop_models or k)
             loop_steps = max(2, args.steps // 4)
             loop = time_loop(ens, X, y, cfg, n_loop, loop_steps, args.optimizer) / n_loop * k
-            func = time_func_recipe(ens, X, y, cfg, args.steps, args.optimizer)
-            toolkit = [
+            times = [loop, time_func_recipe(ens, X, y, cfg, args.steps, args.optimizer)]
+            times += [
                 time_batched(ens, X, y, cfg, args.steps, args.optimizer, name) for name in kernels
             ]
             flops = 6 * cfg["batch"] * spec.n_weights() * k  # the dense work of the same shapes
             print(
-                f"{k:>6} {density:>8.3f} {loop * 1e3:>9.2f} {func * 1e3:>8.2f} "
-                + " ".join(f"{t * 1e3:>10.2f}" for t in toolkit)
-                + f" {flops / func / 1e9:>13.2f} "
-                + " ".join(f"{loop / t:>15.1f} {func / t:>15.2f}" for t in toolkit)
+                f"{k:>6} {density:>8.3f} "
+                + " ".join(f"{t * 1e3:>10.2f}" for t in times)
+                + " "
+                + " ".join(f"{flops / t / 1e9:>14.1f}" for t in times[1:])
+                + " "
+                + " ".join(f"{times[1] / t:>12.2f}" for t in times[2:])
             )
 
 

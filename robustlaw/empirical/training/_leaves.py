@@ -158,12 +158,13 @@ def use_sparse_kernels(options: TrainOptions, spec: MLPSpec, params: Params, mas
     """
     if options.kernels == "dense":
         return False
+    if options.kernels == "auto":  # decided by density first: no compiling for dense nets
+        weights = spec.weight_names()
+        kept = sum(int(masks[w].sum()) if w in masks else params[w].numel() for w in weights)
+        density = kept / sum(params[w].numel() for w in weights)
+        if not any(w in masks for w in weights) or density > SPARSE_DENSITY_LIMIT:
+            return False
     obstacle = _sparse_obstacle(options, params)
-    if options.kernels == "sparse":
-        if obstacle is not None:
-            raise ValidationError(f"kernels='sparse' cannot be used: {obstacle}")
-        return True
-    weights = spec.weight_names()
-    kept = sum(int(masks[w].sum()) if w in masks else params[w].numel() for w in weights)
-    density = kept / sum(params[w].numel() for w in weights)
-    return obstacle is None and any(w in masks for w in weights) and density <= SPARSE_DENSITY_LIMIT
+    if options.kernels == "sparse" and obstacle is not None:
+        raise ValidationError(f"kernels='sparse' cannot be used: {obstacle}")
+    return obstacle is None

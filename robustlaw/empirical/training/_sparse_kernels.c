@@ -50,7 +50,7 @@ INLINE vec_f64 reduce_f64(const vec_f64 a[4]) {
   return __builtin_shuffle(u[0], u[1], low2) + __builtin_shuffle(u[0], u[1], high2);
 }
 
-#define DEFINE_KERNELS(T, I, SUFFIX, LANES)                                                    \
+#define DEFINE_KERNELS(T, SUFFIX, LANES)                                                    \
   INLINE vec_##SUFFIX load_##SUFFIX(const T *p) {                                              \
     vec_##SUFFIX v;                                                                            \
     memcpy(&v, p, sizeof v);                                                                   \
@@ -127,12 +127,14 @@ INLINE vec_f64 reduce_f64(const vec_f64 a[4]) {
                          gate, dst);                                                           \
   }                                                                                            \
                                                                                                \
-  /* grad[e] = <dout[k, row[e], :], src[k, idx[e], :]> for member k's entries; 0 on padding. \
-   * LANES entries at a time, each with its own accumulator, so that one transposing         \
-   * reduction yields LANES dot products (no horizontal sum per entry). */                      \
+  /* grad[e] = <dout[k, row[e], :], src[k, idx[e], :]> for member k's entries; 0 on padding; \
+   * and, if bias_grad is given, bias_grad[k, r] = sum of dout[k, r, :]. LANES entries at a    \
+   * time, each with its own accumulator, so that one transposing reduction yields LANES dot  \
+   * products (no horizontal sum per entry). */                                                \
   void sddmm_##SUFFIX(int64_t k0, int64_t k1, int64_t rows, int64_t B, int64_t P,              \
                       const int64_t *ptr, const int32_t *idx, const int32_t *row,              \
-                      const T *dout, const T *src, int64_t src_stride, T *grad) {              \
+                      const T *dout, const T *src, int64_t src_stride, T *grad,                \
+                      T *bias_grad) {                                                          \
     for (int64_t k = k0; k < k1; k++) {                                                        \
       const T *s = src + k * src_stride, *g = dout + k * rows * B;                             \
       const int64_t end = k * P + ptr[k * (rows + 1) + rows];                                  \
@@ -161,8 +163,19 @@ INLINE vec_f64 reduce_f64(const vec_f64 a[4]) {
         grad[e] = total;                                                                       \
       }                                                                                        \
       for (; e < (k + 1) * P; e++) grad[e] = 0;                                                \
+      for (int64_t r = 0; bias_grad && r < rows; r++) {                                        \
+        const T *gr = g + r * B;                                                               \
+        vec_##SUFFIX a = {0};                                                                  \
+        int64_t t = 0;                                                                         \
+        for (; t + LANES <= B; t += LANES) a += load_##SUFFIX(gr + t);                         \
+        T lanes[LANES], total = 0;                                                             \
+        memcpy(lanes, &a, sizeof lanes);                                                       \
+        for (int j = 0; j < LANES; j++) total += lanes[j];                                     \
+        for (; t < B; t++) total += gr[t];                                                     \
+        bias_grad[k * rows + r] = total;                                                       \
+      }                                                                                        \
     }                                                                                          \
   }
 
-DEFINE_KERNELS(float, int32_t, f32, 8)
-DEFINE_KERNELS(double, int64_t, f64, 4)
+DEFINE_KERNELS(float, f32, 8)
+DEFINE_KERNELS(double, f64, 4)

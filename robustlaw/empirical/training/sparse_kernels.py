@@ -44,10 +44,12 @@ from robustlaw.empirical.ensemble import ACTIVATIONS
 
 __all__ = [
     "ACTIVATION_GRADS",
+    "FLAGS",
     "SPARSE_DENSITY_LIMIT",
     "KernelLayer",
     "kernels",
     "kernels_unavailable_reason",
+    "library_path",
     "sparse_mlp",
 ]
 
@@ -59,11 +61,12 @@ logger = logging.getLogger(__name__)
 SPARSE_DENSITY_LIMIT = 0.3
 
 SOURCE = Path(__file__).with_name("_sparse_kernels.c")
-FLAGS = (("-O3", "-march=native"), ("-O3",))  # the first that compiles is used
+#: The compiler flags tried in turn; the first set that compiles is used.
+FLAGS = (("-O3", "-march=native"), ("-O3",))
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 _SPMM_ARGS = [_I64] * 5 + [_PTR] * 5 + [_I64] * 2 + [_PTR] * 3
-_SDDMM_ARGS = [_I64] * 5 + [_PTR] * 5 + [_I64] + [_PTR]
+_SDDMM_ARGS = [_I64] * 5 + [_PTR] * 5 + [_I64] + [_PTR] * 2
 
 
 def _cache_dir() -> Path:
@@ -151,7 +154,8 @@ def kernels_unavailable_reason() -> str:
 
 
 @functools.cache
-def _pool(workers: int) -> ThreadPoolExecutor:
+def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
+    """A pool per process (``pid``): a forked child does not inherit its parent's threads."""
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="robustlaw-sparse")
 
 
@@ -160,7 +164,8 @@ def _over_members(function, n_members: int, *args) -> None:
     releases the GIL, so the ranges run in parallel)."""
     n = max(1, min(torch.get_num_threads(), n_members))
     bounds = [n_members * i // n for i in range(n + 1)]
-    futures = [_pool(n - 1).submit(function, bounds[i], bounds[i + 1], *args) for i in range(1, n)]
+    pool = _pool(n - 1, os.getpid()) if n > 1 else None
+    futures = [pool.submit(function, bounds[i], bounds[i + 1], *args) for i in range(1, n)]
     function(bounds[0], bounds[1], *args)
     for future in futures:
         future.result()
@@ -218,16 +223,12 @@ class KernelLayer:
         row_idx[value_index] = col.to(torch.int32)
         entry_row = torch.zeros(k_members * capacity, dtype=torch.int32)
         entry_row[value_index] = row.to(torch.int32)
-        flat_index = (member * n_out + row) * n_in + col
-        slot = torch.full((k_members * n_out * n_in,), -1, dtype=torch.int64)
-        slot[flat_index] = value_index
-        t_member, t_col, t_row = mask.transpose(1, 2).nonzero(as_tuple=True)
-        t_rank = torch.arange(t_member.numel()) - first[t_member]
-        t_index = t_member * capacity + t_rank
+        by_column = torch.argsort((member * n_in + col) * n_out + row)  # by member, col, row
+        t_index = member[by_column] * capacity + rank  # a member's entries stay in its range
         col_row = torch.zeros(k_members * capacity, dtype=torch.int32)
-        col_row[t_index] = t_row.to(torch.int32)
+        col_row[t_index] = row[by_column].to(torch.int32)
         col_value = torch.zeros(k_members * capacity, dtype=torch.int64)
-        col_value[t_index] = slot[(t_member * n_out + t_row) * n_in + t_col]
+        col_value[t_index] = value_index[by_column]
         return cls(
             shape=(k_members, n_out, n_in),
             capacity=capacity,
@@ -237,7 +238,7 @@ class KernelLayer:
             col_ptr=_offsets(mask.sum(dim=1)),
             col_row=col_row,
             col_value=col_value,
-            flat_index=flat_index,
+            flat_index=(member * n_out + row) * n_in + col,
             value_index=value_index,
         )
 
@@ -284,16 +285,18 @@ def _spmm(values, layer: KernelLayer, src, *, relu=False, bias=None, gate=None, 
     return dst
 
 
-def _sddmm(layer: KernelLayer, grad_out, src) -> torch.Tensor:
-    """``grad_out src^T`` at the kept entries, as ``(K, P)`` values (padding zero)."""
+def _sddmm(layer: KernelLayer, grad_out, src, with_bias: bool):
+    """``grad_out src^T`` at the kept entries, as ``(K, P)`` values (padding zero), and the
+    bias gradient ``grad_out.sum(2)`` if ``with_bias`` (else None)."""
     k_members, n_out, _ = layer.shape
     grad = grad_out.new_empty(k_members, layer.capacity)
+    bias_grad = grad_out.new_empty(k_members, n_out) if with_bias else None
     function = getattr(kernels(), f"sddmm_{_SUFFIX[grad_out.dtype]}")
     args = (n_out, src.shape[-1], layer.capacity, _ptr(layer.row_ptr), _ptr(layer.row_idx))
     args += (_ptr(layer.entry_row),)
-    tail = (_ptr(grad_out), _ptr(src), _stride(src), _ptr(grad))
+    tail = (_ptr(grad_out), _ptr(src), _stride(src), _ptr(grad), _ptr(bias_grad))
     _over_members(function, k_members, *args, *tail)
-    return grad
+    return grad, bias_grad
 
 
 #: Hidden activations with their derivative as a function of the output ``h`` (``None``:
@@ -313,13 +316,15 @@ class _SparseMLP(torch.autograd.Function):
     def forward(ctx, x, activation, layers, *params):
         values, biases = params[0::2], params[1::2]
         act = ACTIVATIONS[activation] if ACTIVATION_GRADS[activation] else None
+        keep = any(ctx.needs_input_grad)  # else (a no-grad pass) free each layer's input
         inputs, h = [x], x
         for l, layer in enumerate(layers):
             hidden = l < len(layers) - 1
             h = _spmm(values[l], layer, h, relu=hidden and activation == "relu", bias=biases[l])
             if hidden:
                 h = act(h) if act else h
-                inputs.append(h)
+                if keep:
+                    inputs.append(h)
         ctx.activation, ctx.layers = activation, layers
         ctx.has_bias = [b is not None for b in biases]
         ctx.save_for_backward(*values, *inputs)
@@ -334,8 +339,7 @@ class _SparseMLP(torch.autograd.Function):
         g, grad_x = grad_out.contiguous(), None
         for l in reversed(range(len(layers))):
             x = inputs[l]
-            grads[2 * l] = _sddmm(layers[l], g, x)
-            grads[2 * l + 1] = g.sum(dim=2) if ctx.has_bias[l] else None
+            grads[2 * l], grads[2 * l + 1] = _sddmm(layers[l], g, x, ctx.has_bias[l])
             if l > 0:
                 gate = x if activation == "relu" else None  # ReLU' > 0 exactly where h > 0
                 g = _spmm(values[l], layers[l], g, gate=gate, transposed=True)
