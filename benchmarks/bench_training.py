@@ -174,12 +174,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--optimizer", default="adam", choices=sorted(TORCH_OPTIMIZERS))
     parser.add_argument("--batch", type=int, help="examples per step (default 64)")
     parser.add_argument("--device", help="override the configuration's device")
+    parser.add_argument("--sizes", type=int, nargs="+", help="layer sizes (default the config's)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = dict(CONFIGS["gpu" if args.gpu else "cpu"])
     cfg["batch"] = args.batch or cfg["batch"]
     cfg["device"] = args.device or cfg["device"]
+    cfg["sizes"] = tuple(args.sizes or cfg["sizes"])
     gen = torch.Generator().manual_seed(0)
     X, y = _data(cfg, gen)
     spec = MLPSpec(layer_sizes=cfg["sizes"])

@@ -112,30 +112,34 @@ INLINE vec_f64 reduce_f64(const vec_f64 a[4]) {
   /* dst[k, r, :] = f(bias[k, r] + sum over r's entries e of val[vpos[e]] * src[k, idx[e], :])\
    * with vpos the identity if NULL, zeroed wherever gate[k, r, :] <= 0 if gate is given, and  \
    * f ReLU if relu else the identity. */                                                      \
-  void spmm_##SUFFIX(int64_t k0, int64_t k1, int64_t rows, int64_t B, int64_t P,               \
+  void spmm_##SUFFIX(int64_t K, int64_t threads, int64_t rows, int64_t B, int64_t P,          \
                      const int64_t *ptr, const int32_t *idx, const int64_t *vpos,              \
                      const T *val, const T *src, int64_t src_stride, int64_t relu,             \
                      const T *bias, const T *gate, T *dst) {                                   \
-    if (relu)                                                                                  \
-      spmm_body_##SUFFIX(k0, k1, rows, B, P, ptr, idx, vpos, val, src, src_stride, 1, bias,    \
-                         gate, dst);                                                           \
-    else if (vpos)                                                                             \
-      spmm_body_##SUFFIX(k0, k1, rows, B, P, ptr, idx, vpos, val, src, src_stride, 0, bias,    \
-                         gate, dst);                                                           \
-    else                                                                                       \
-      spmm_body_##SUFFIX(k0, k1, rows, B, P, ptr, idx, NULL, val, src, src_stride, 0, bias,    \
-                         gate, dst);                                                           \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                          \
+    for (int64_t k = 0; k < K; k++) {                                                          \
+      if (relu)                                                                                \
+        spmm_body_##SUFFIX(k, k + 1, rows, B, P, ptr, idx, vpos, val, src, src_stride, 1,      \
+                           bias, gate, dst);                                                   \
+      else if (vpos)                                                                           \
+        spmm_body_##SUFFIX(k, k + 1, rows, B, P, ptr, idx, vpos, val, src, src_stride, 0,      \
+                           bias, gate, dst);                                                   \
+      else                                                                                     \
+        spmm_body_##SUFFIX(k, k + 1, rows, B, P, ptr, idx, NULL, val, src, src_stride, 0,      \
+                           bias, gate, dst);                                                   \
+    }                                                                                          \
   }                                                                                            \
                                                                                                \
   /* grad[e] = <dout[k, row[e], :], src[k, idx[e], :]> for member k's entries; 0 on padding; \
    * and, if bias_grad is given, bias_grad[k, r] = sum of dout[k, r, :]. LANES entries at a    \
    * time, each with its own accumulator, so that one transposing reduction yields LANES dot  \
    * products (no horizontal sum per entry). */                                                \
-  void sddmm_##SUFFIX(int64_t k0, int64_t k1, int64_t rows, int64_t B, int64_t P,              \
+  void sddmm_##SUFFIX(int64_t K, int64_t threads, int64_t rows, int64_t B, int64_t P,         \
                       const int64_t *ptr, const int32_t *idx, const int32_t *row,              \
                       const T *dout, const T *src, int64_t src_stride, T *grad,                \
                       T *bias_grad) {                                                          \
-    for (int64_t k = k0; k < k1; k++) {                                                        \
+    _Pragma("omp parallel for schedule(static) num_threads(threads)")                          \
+    for (int64_t k = 0; k < K; k++) {                                                          \
       const T *s = src + k * src_stride, *g = dout + k * rows * B;                             \
       const int64_t end = k * P + ptr[k * (rows + 1) + rows];                                  \
       int64_t e = k * P;                                                                       \

@@ -34,7 +34,6 @@ import shutil
 import subprocess
 import sysconfig
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,11 +57,11 @@ logger = logging.getLogger(__name__)
 #: ``TrainOptions(kernels="auto")`` trains a masked MLP ensemble on these kernels when at most
 #: this fraction of its weights is kept: below it a training step is faster than on the dense
 #: path (measured in ``benchmarks/bench_training.py``, ``docs/benchmarks/training.md``).
-SPARSE_DENSITY_LIMIT = 0.3
+SPARSE_DENSITY_LIMIT = 0.5
 
 SOURCE = Path(__file__).with_name("_sparse_kernels.c")
 #: The compiler flags tried in turn; the first set that compiles is used.
-FLAGS = (("-O3", "-march=native"), ("-O3",))
+FLAGS = (("-O3", "-march=native", "-fopenmp"), ("-O3", "-fopenmp"), ("-O3",))
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 _I64, _PTR = ctypes.c_int64, ctypes.c_void_p
 _SPMM_ARGS = [_I64] * 5 + [_PTR] * 5 + [_I64] * 2 + [_PTR] * 3
@@ -153,22 +152,9 @@ def kernels_unavailable_reason() -> str:
     return _build()[1]
 
 
-@functools.cache
-def _pool(workers: int, pid: int) -> ThreadPoolExecutor:
-    """A pool per process (``pid``): a forked child does not inherit its parent's threads."""
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="robustlaw-sparse")
-
-
-def _over_members(function, n_members: int, *args) -> None:
-    """``function(k0, k1, *args)`` on contiguous member ranges, one per torch thread (ctypes
-    releases the GIL, so the ranges run in parallel)."""
-    n = max(1, min(torch.get_num_threads(), n_members))
-    bounds = [n_members * i // n for i in range(n + 1)]
-    pool = _pool(n - 1, os.getpid()) if n > 1 else None
-    futures = [pool.submit(function, bounds[i], bounds[i + 1], *args) for i in range(1, n)]
-    function(bounds[0], bounds[1], *args)
-    for future in futures:
-        future.result()
+def _run(function, n_members: int, *args) -> None:
+    """``function`` over all members, on torch's number of threads (OpenMP inside)."""
+    function(n_members, torch.get_num_threads(), *args)
 
 
 def _ptr(t: torch.Tensor | None):
@@ -281,7 +267,7 @@ def _spmm(values, layer: KernelLayer, src, *, relu=False, bias=None, gate=None, 
     function = getattr(kernels(), f"spmm_{_SUFFIX[values.dtype]}")
     args = (rows, src.shape[-1], layer.capacity, _ptr(ptr), _ptr(idx), _ptr(vpos), _ptr(values))
     tail = (_ptr(src), _stride(src), int(relu), _ptr(bias), _ptr(gate), _ptr(dst))
-    _over_members(function, k_members, *args, *tail)
+    _run(function, k_members, *args, *tail)
     return dst
 
 
@@ -295,7 +281,7 @@ def _sddmm(layer: KernelLayer, grad_out, src, with_bias: bool):
     args = (n_out, src.shape[-1], layer.capacity, _ptr(layer.row_ptr), _ptr(layer.row_idx))
     args += (_ptr(layer.entry_row),)
     tail = (_ptr(grad_out), _ptr(src), _stride(src), _ptr(grad), _ptr(bias_grad))
-    _over_members(function, k_members, *args, *tail)
+    _run(function, k_members, *args, *tail)
     return grad, bias_grad
 
 
