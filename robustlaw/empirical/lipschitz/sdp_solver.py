@@ -14,7 +14,9 @@ HKM direction (Helmberg, Rendl, Vanderbei, Wolkowicz 1996; Kojima, Shindoh, Hara
 Schur complement :math:`H_{kl}=\operatorname{tr}(G_kXG_lS^{-1})` is assembled from the
 rank-two factors of the :math:`G_k` (:meth:`LMIStructure.schur`), so an iteration costs a few
 dense :math:`n\times n` products, :math:`O(n^3)` with :math:`n=n_0+N`, instead of
-:math:`O(n^6)`. Step lengths come from Lanczos estimates confirmed by Cholesky factorizations.
+:math:`O(n^6)`. The dual slack is kept implicit (:class:`_Residual`) and formed only for its
+Cholesky factorization; step lengths come from warm-started Lanczos estimates
+(:mod:`.sdp_steps`) confirmed by Cholesky factorizations.
 
 Only the multipliers leave this module: the bound itself is recomputed from them and
 certified by :func:`robustlaw.empirical.lipschitz.certify.certify_rho`.
@@ -24,12 +26,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from robustlaw._validation import check_integer, check_interval
-from robustlaw.empirical.lipschitz.sdp_structure import LMIStructure
+from robustlaw.empirical.lipschitz.sdp_steps import cone_step, max_step_vec
+from robustlaw.empirical.lipschitz.sdp_structure import LMIStructure, add_transposed
 from robustlaw.errors import SolverError
 
 __all__ = ["IPMOptions", "IPMResult", "solve_ipm"]
@@ -87,67 +91,12 @@ class IPMResult:
     converged: bool
 
 
-_FEASIBLE = 1e-13  # relative dual residual below which S is recomputed from y
-_LANCZOS_STEPS = 24  # Lanczos iterations per step-length estimate
-_LANCZOS_ESTIMATE = 12  # ... for Mehrotra's heuristic only (within a few per cent suffices)
-_DENSE_EIG = 256  # up to this size a dense eigenvalue solve beats Lanczos' Python loop
+_FEASIBLE = 1e-13  # relative dual residual below which S is taken as C - A*(y) exactly
+# Lanczos steps (at most) and relative tolerance of a step length: for the step taken, and for
+# Mehrotra's heuristic only (within a few per cent suffices there)
+_LANCZOS_STEPS, _LANCZOS_TOL = 24, 1e-4
+_LANCZOS_ESTIMATE, _ESTIMATE_TOL = 12, 1e-2
 _BACKTRACK = 0.8  # step shrink factor when the Lanczos estimate was too long
-
-
-def _lanczos_min(chol: torch.Tensor, d: torch.Tensor, steps: int) -> float:
-    """Smallest Ritz value of ``L^-1 D L^-T`` (``L = chol``), Lanczos with reorthogonalization.
-
-    Ritz values lie inside the spectrum, so this estimate is at or above the smallest
-    eigenvalue; the step built from it is therefore checked by a Cholesky factorization.
-    """
-    n = d.shape[0]
-    k = min(steps, n)
-    q = torch.cos(torch.arange(n, dtype=d.dtype, device=d.device) * 1.7 + 0.3)  # fixed start
-    q = q / q.norm()
-    basis = d.new_zeros((k, n))
-    alphas, betas = [], []
-    for j in range(k):
-        basis[j] = q
-        u = torch.linalg.solve_triangular(chol.T, q[:, None], upper=True)
-        w = torch.linalg.solve_triangular(chol, d @ u, upper=False)[:, 0]
-        alphas.append(float(q @ w))
-        w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
-        w = w - basis[: j + 1].T @ (basis[: j + 1] @ w)
-        beta = float(w.norm())
-        if beta < 1e-12 or j == k - 1:
-            break
-        betas.append(beta)
-        q = w / beta
-    tri = torch.diag(torch.tensor(alphas, dtype=torch.float64))
-    if betas:
-        off = torch.tensor(betas, dtype=torch.float64)
-        tri += torch.diag(off, 1) + torch.diag(off, -1)
-    return float(torch.linalg.eigvalsh(tri)[0])
-
-
-def _exact_min(chol: torch.Tensor, d: torch.Tensor, steps: int) -> float:
-    """Smallest eigenvalue of ``L^-1 D L^-T`` by a dense eigenvalue solve."""
-    inner = torch.linalg.solve_triangular(chol, d, upper=False)
-    inner = torch.linalg.solve_triangular(chol, inner.T, upper=False)
-    return float(torch.linalg.eigvalsh((inner + inner.T) / 2)[0])
-
-
-def _cone_step(chol: torch.Tensor, d: torch.Tensor, steps: int) -> float:
-    """Largest ``t`` with ``x + t d`` PSD (``chol``: Cholesky factor of ``x``), estimated by
-    ``steps`` Lanczos steps for large matrices, exact below ``_DENSE_EIG`` where that is
-    cheaper."""
-    low = (_exact_min if d.shape[0] <= _DENSE_EIG else _lanczos_min)(chol, d, steps)
-    return float("inf") if low >= 0 else -1.0 / low
-
-
-def _max_step_vec(x: torch.Tensor, dx: torch.Tensor) -> float:
-    """The largest ``t`` with ``x + t dx >= 0`` elementwise."""
-    neg = dx < 0
-    return float((-x[neg] / dx[neg]).min()) if bool(neg.any()) else float("inf")
-
-
-def _sym(a: torch.Tensor) -> torch.Tensor:
-    return (a + a.T) / 2
 
 
 class _Operators:
@@ -161,18 +110,6 @@ class _Operators:
         # it slowed convergence by a third. With alpha > 0 it is needed.
         self.sign_cone = structure.slopes[0] > 0
 
-    def adjoint(self, y: torch.Tensor) -> torch.Tensor:
-        out = self.s.g_of(y[:-1])
-        idx = torch.arange(self.n0, device=y.device)
-        out[idx, idx] -= y[-1]
-        return out
-
-    def adjoint_times(self, y: torch.Tensor, z: torch.Tensor, az: torch.Tensor) -> torch.Tensor:
-        """``adjoint(y) @ Z`` from ``az = A @ Z``, without a dense ``n x n`` product."""
-        out = self.s.g_times(y[:-1], z, az)
-        out[: self.n0] -= y[-1] * z[: self.n0]
-        return out
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(tr(A_k X))_k`` for any square ``X`` (only its symmetric part counts)."""
         rho_part = -x.diagonal()[: self.n0].sum()
@@ -185,19 +122,104 @@ class _Operators:
         rho_part = -(x[: self.n0] * y[:, : self.n0].T).sum()
         return torch.cat([self.s.trace_g_product(x, ax, y, ay_t), rho_part[None]])
 
+    def forward_lowrank(self, p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """``forward(P @ Q.T)`` for thin ``P``, ``Q`` of shape ``(n, r)``."""
+        rho_part = -(p[: self.n0] * q[: self.n0]).sum()
+        return torch.cat([self.s.trace_g_lowrank(p, q), rho_part[None]])
+
     def schur(
         self, x: torch.Tensor, z: torch.Tensor, grams: tuple[torch.Tensor, ...]
     ) -> torch.Tensor:
-        """The Schur complement; ``grams = (A X, A Z, A Z A^T)``."""
-        m = self.s.n_multipliers
-        h = x.new_zeros((m + 1, m + 1))
+        """``H_kl = tr(A_k X A_l Z)``, ``(m + 1) x (m + 1)``; ``grams = (A X, A Z, A Z A^T)``."""
+        m, n0 = self.s.n_multipliers, self.n0
+        h = x.new_empty((m + 1, m + 1))
         ax, az, azat = grams
-        h[:m, :m] = self.s.schur(x, z, ax=ax, az=az, azat=azat)
-        cross = -self.s.cross_input(x, z)
+        self.s.schur(x, z, ax=ax, az=az, azat=azat, out=h[:m, :m])
+        cross = -self.s.trace_g_lowrank(x[:, :n0], z[:, :n0])  # tr(G_k X A_rho Z)
         h[:m, m] = cross
         h[m, :m] = cross
-        h[m, m] = (x[: self.n0, : self.n0] * z[: self.n0, : self.n0]).sum()
+        h[m, m] = (x[:n0, :n0] * z[:n0, :n0]).sum()
         return h
+
+
+@dataclass(frozen=True)
+class _Affine:
+    """The symmetric matrix ``M = A*(v) + c C + e I`` (``A*(v) = sum_k v_k A_k``, ``C`` the
+    LMI's constant), kept implicit: the dual slack and its steps are all of this form."""
+
+    v: torch.Tensor
+    c: float
+    e: float
+
+    def dense(self, ops: _Operators) -> torch.Tensor:
+        """``M`` as an ``n x n`` matrix (a zero fill plus ``O(nnz(A))`` writes)."""
+        out = ops.s.g_of(self.v[:-1])
+        diag = out.diagonal()
+        diag[: ops.n0] -= self.v[-1]
+        diag += self.e
+        return ops.s.add_constant(out, self.c)
+
+    def times(self, ops: _Operators, z: torch.Tensor, az: torch.Tensor) -> torch.Tensor:
+        """``M @ Z`` from ``az = A @ Z`` (``Z`` of shape ``(n, k)``), without a dense product."""
+        out = ops.s.g_times(self.v[:-1], z, az)
+        out[: ops.n0].add_(z[: ops.n0], alpha=-float(self.v[-1]))
+        out.add_(z, alpha=self.e)
+        return ops.s.add_constant_times(out, z, self.c)
+
+    def apply(self, ops: _Operators) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``u -> M @ u``, for the Lanczos step lengths."""
+        return lambda u: self.times(ops, u, ops.s.apply_a(u))
+
+    def inner(self, ops: _Operators, x: torch.Tensor, fx: torch.Tensor) -> float:
+        """``<M, X> = v . forward(X) + c tr(C X) + e tr(X)``, from ``fx = forward(X)``."""
+        return float(self.v @ fx) + self.c * ops.s.trace_constant(x) + self.e * float(x.trace())
+
+
+@dataclass(frozen=True)
+class _Residual:
+    """The dual residual ``R_d = nu R_0``, ``R_0 = -(C + A*(y_0) + eta I)`` at the start.
+
+    Every step moves ``S`` and ``y`` by the same fraction ``t`` of a direction that solves the
+    dual equation exactly, so ``R_d`` only shrinks by ``1 - t``. The dual slack is therefore
+    never stored: ``S = -C - A*(y) - nu R_0`` and ``dS = nu R_0 - A*(dy)`` are
+    :class:`_Affine`, formed densely only for the Cholesky factorization of a new ``S``.
+    """
+
+    nu: float
+    y0: torch.Tensor
+    eta: float
+    norm: float  # ||R_0||_F
+
+    def slack(self, y: torch.Tensor) -> _Affine:
+        """``S = A*(nu y_0 - y) + (nu - 1) C + nu eta I``."""
+        return _Affine(self.nu * self.y0 - y, self.nu - 1.0, self.nu * self.eta)
+
+    def move(self, dy: torch.Tensor) -> _Affine:
+        """``dS = -A*(dy + nu y_0) - nu C - nu eta I``: the dual equation solved exactly."""
+        return _Affine(-dy - self.nu * self.y0, -self.nu, -self.nu * self.eta)
+
+    def shrunk(self, t: float) -> _Residual:
+        """The residual after a step of length ``t``."""
+        return dataclasses.replace(self, nu=self.nu * (1.0 - t))
+
+
+@dataclass(frozen=True)
+class _Point:
+    """An iterate (or a direction): primal ``(X, x)`` with ``forward(X)``, dual ``y``; the
+    dual slack ``S`` is :meth:`_Residual.slack` of ``y``, the linear dual slacks ``lambda``.
+
+    A direction also carries ``sz = dS @ Z`` (Mehrotra's corrector reuses it).
+    """
+
+    x: torch.Tensor
+    x_lin: torch.Tensor
+    y: torch.Tensor
+    fx: torch.Tensor
+    sz: torch.Tensor | None = None
+
+    @property
+    def lam(self) -> torch.Tensor:
+        return self.y[:-1]
 
 
 def _factor_spd(h: torch.Tensor) -> torch.Tensor:
@@ -214,54 +236,14 @@ def _factor_spd(h: torch.Tensor) -> torch.Tensor:
     raise SolverError("the interior-point Schur complement is not positive definite")
 
 
-@dataclass(frozen=True)
-class _Point:
-    """An iterate: primal ``(X, x)``, dual ``(S, y)``; the linear dual slacks are ``lambda``.
-
-    A direction also carries ``sz = dS @ Z`` (Mehrotra's corrector reuses it).
-    """
-
-    x: torch.Tensor
-    x_lin: torch.Tensor
-    s: torch.Tensor
-    y: torch.Tensor
-    sz: torch.Tensor | None = None
-
-    @property
-    def lam(self) -> torch.Tensor:
-        return self.y[:-1]
-
-    def dot(self, other: _Point) -> float:
-        """``<X, S'> + <x, lambda'>``."""
-        return float((self.x * other.s).sum() + self.x_lin @ other.lam)
-
-
-@dataclass(frozen=True)
-class _Residual:
-    """The dual residual ``R_d = nu R_0``, ``R_0 = -C - adjoint(y_0) - eta I`` at the start.
-
-    Every step moves ``S`` and ``y`` by the same fraction ``t`` of a direction that solves the
-    dual equation exactly, so ``R_d`` only shrinks by ``1 - t``: ``R_d Z`` is then structured
-    (:meth:`times`), and ``forward(X R_d Z)`` needs no dense product at all.
-    """
-
-    nu: float
-    y0: torch.Tensor
-    eta: float
-
-    def times(self, ops: _Operators, z: torch.Tensor, az: torch.Tensor) -> torch.Tensor:
-        """``R_d @ Z`` from ``az = A @ Z``."""
-        r0z = -ops.s.constant_times(z) - ops.adjoint_times(self.y0, z, az) - self.eta * z
-        return self.nu * r0z
-
-
 class _Newton:
     """The HKM Newton system at one iterate, factored once for predictor and corrector.
 
     ``chol_x`` and ``chol_s`` are the Cholesky factors of ``X`` and ``S`` (those that confirmed
     the previous step). Dense ``n x n`` work per iteration: ``Z = S^-1``, three products (``X dS
-    Z`` for predictor and corrector, Mehrotra's ``dX dS Z``), and a few block-sparse products
-    with ``A``.
+    Z`` for predictor and corrector, Mehrotra's ``dX dS Z``, each fused with its additions
+    into one ``addmm``), four block-sparse products with ``A`` for the Schur complement and
+    one ``A^T`` per direction for ``dS Z``.
     """
 
     def __init__(
@@ -269,48 +251,69 @@ class _Newton:
         ops: _Operators,
         pt: _Point,
         r_p: torch.Tensor,
-        r_d: torch.Tensor | None,
         residual: _Residual,
         factors: tuple[torch.Tensor, torch.Tensor],
+        warm: tuple[torch.Tensor | None, torch.Tensor | None],
     ) -> None:
-        self.ops, self.pt, self.r_p, self.r_d = ops, pt, r_p, r_d
+        self.ops, self.pt, self.r_p, self.residual = ops, pt, r_p, residual
+        self.warm = list(warm)  # Lanczos starts for the X and S cones, updated by step
         self.cone = float(ops.sign_cone)
         self.chol_x, self.chol_s = factors
-        self.z = torch.cholesky_inverse(self.chol_s)
+        # cholesky_inverse returns column-major: Z^T (the same matrix) is row-major like every
+        # other n x n operand, so no pass below reads it transposed
+        self.z = torch.cholesky_inverse(self.chol_s).T
         ax, self.az = ops.s.apply_a(pt.x), ops.s.apply_a(self.z)
-        h = ops.schur(pt.x, self.z, (ax, self.az, ops.s.apply_a(self.az.T)))
+        h = ops.schur(pt.x, self.z, (ax, self.az, ops.s.gram(self.az)))
+        self.base = None  # forward(X R_d Z): no product, see _base
+        if residual.nu:
+            self.base = self._base(h, ax)
         m = pt.lam.shape[0]
-        h[:m, :m] += self.cone * torch.diag(pt.x_lin / pt.lam)
+        h[:m, :m].diagonal().add_(self.cone * pt.x_lin / pt.lam)
         self.h_chol = _factor_spd(h)
-        self.rz = None if r_d is None else residual.times(ops, self.z, self.az)
-        self.base = None  # forward(X R_d Z), from A X and A (R_d Z)^T: no dense product
-        if self.rz is not None:
-            self.base = ops.forward_product(pt.x, ax, self.rz, ops.s.apply_a(self.rz.T))
+
+    def _base(self, h: torch.Tensor, ax: torch.Tensor) -> torch.Tensor:
+        """``forward(X R_d Z)`` with ``R_d = -nu (A*(y_0) + C + eta I)``, read off the Schur
+        complement (``sum_l y0_l tr(A_k X A_l Z) = (H y_0)_k``), the low-rank ``C = U U^T``
+        (``forward((X U)(Z U)^T)``) and ``forward(X Z)``: no dense product."""
+        ops, x, z, res = self.ops, self.pt.x, self.z, self.residual
+        low = ops.forward_lowrank(ops.s.constant_factor_times(x), ops.s.constant_factor_times(z))
+        # forward(X Z) with Z^T for Z (Z is symmetric): its columns are then read as rows
+        total = h @ res.y0 + low + res.eta * ops.forward_product(x, ax, z.T, self.az)
+        return -res.nu * total
 
     def direction(self, sigma_mu: float, corr: _Point | None = None) -> _Point:
-        """Solve for the step towards ``sigma_mu`` on the central path (``corr``: Mehrotra)."""
-        pt, z, m = self.pt, self.z, self.pt.lam.shape[0]
-        target = sigma_mu * z - pt.x
+        """Solve for the step towards ``sigma_mu`` on the central path (``corr``: Mehrotra).
+
+        ``dX = sym(T)``, ``T = sigma_mu Z - X - dX_aff dS_aff Z - X dS Z``, is built in one
+        buffer ``half`` (``T / 2`` at the end): each product is an in-place ``addmm`` on it and
+        the symmetrization is one (tiled) pass, ``dX = half + half^T``.
+        """
+        pt, z, m, ops = self.pt, self.z, self.pt.lam.shape[0], self.ops
+        half = torch.add(pt.x, z, alpha=-sigma_mu) if sigma_mu else pt.x.clone()
+        scale = -0.5  # the part of T built so far is 2 * scale * half
         if corr is not None:
-            corr_mat = corr.x @ corr.sz
-            target = target - corr_mat
+            half.addmm_(corr.x, corr.sz, beta=scale, alpha=-0.5)
+            scale = 1.0
         corr_lin = 0.0 if corr is None else corr.x_lin * corr.lam / pt.lam
-        rhs = self.r_p - self.ops.forward(target)
+        rhs = self.r_p - 2.0 * scale * ops.forward(half)
         if self.base is not None:
             rhs += self.base
         rhs[:m] += self.cone * (sigma_mu / pt.lam - pt.x_lin - corr_lin)
         dy = torch.cholesky_solve(rhs[:, None], self.h_chol)[:, 0]
-        sz = -self.ops.adjoint_times(dy, z, self.az)  # dS Z
-        ds = -self.ops.adjoint(dy)
-        if self.r_d is not None:
-            sz += self.rz
-            ds += self.r_d
-        if self.ops.s.k[0]:  # A^T D A by blocks is symmetric only up to rounding
-            ds = _sym(ds)
-        dx = _sym(target - pt.x @ sz)
+        sz = self.residual.move(dy).times(ops, z, self.az)  # dS Z
+        half.addmm_(pt.x, sz, beta=scale, alpha=-0.5)
+        dx = add_transposed(half, half)
         dx_lin = sigma_mu / pt.lam - pt.x_lin - pt.x_lin * dy[:-1] / pt.lam - corr_lin
         dx_lin = self.cone * dx_lin
-        return _Point(dx, dx_lin, ds, dy, sz)
+        return _Point(dx, dx_lin, dy, ops.forward(dx), sz)
+
+    def gap_terms(self, d: _Point) -> tuple[float, float]:
+        """``<X, dS> + <dX, S>`` and ``<dX, dS>`` (with the linear parts), no ``n x n`` pass."""
+        pt, ops, res = self.pt, self.ops, self.residual
+        slack, move = res.slack(pt.y), res.move(d.y)
+        first = move.inner(ops, pt.x, pt.fx) + slack.inner(ops, d.x, d.fx)
+        first += float(pt.x_lin @ d.lam + d.x_lin @ pt.lam)
+        return first, move.inner(ops, d.x, d.fx) + float(d.x_lin @ d.lam)
 
     def step(
         self, d: _Point, fraction: float, *, check: bool = True
@@ -323,37 +326,43 @@ class _Newton:
         With ``check``, the new iterate and the Cholesky factors of its ``X`` and ``S`` that
         confirmed the step are returned with it, for the next iteration.
         """
-        pt, steps = self.pt, _LANCZOS_STEPS if check else _LANCZOS_ESTIMATE
-        longest = min(
-            _max_step_vec(pt.x_lin, d.x_lin), _max_step_vec(pt.lam, d.lam),
-            _cone_step(self.chol_x, d.x, steps), _cone_step(self.chol_s, d.s, steps),
-        )  # fmt: skip
+        pt, ops, steps = self.pt, self.ops, _LANCZOS_STEPS if check else _LANCZOS_ESTIMATE
+        tol = _LANCZOS_TOL if check else _ESTIMATE_TOL
+        t_x, self.warm[0] = cone_step(self.chol_x, d.x.__matmul__, steps, tol, self.warm[0])
+        move = self.residual.move(d.y).apply(ops)
+        t_s, self.warm[1] = cone_step(self.chol_s, move, steps, tol, self.warm[1])
+        longest = min(max_step_vec(pt.x_lin, d.x_lin), max_step_vec(pt.lam, d.lam), t_x, t_s)
         t = min(1.0, fraction * longest)
         while check and t > 1e-12:
-            x_new = pt.x + t * d.x  # exactly symmetric, as X and dX are
+            x_new = torch.add(pt.x, d.x, alpha=t)  # exactly symmetric, as X and dX are
             chol_x, info = torch.linalg.cholesky_ex(x_new)
             if int(info) == 0:
-                s_new = pt.s + t * d.s
+                y_new = pt.y + t * d.y
+                s_new = self.residual.shrunk(t).slack(y_new).dense(ops)
                 chol_s, info = torch.linalg.cholesky_ex(s_new)
                 if int(info) == 0:
-                    moved = _Point(x_new, pt.x_lin + t * d.x_lin, s_new, pt.y + t * d.y)
+                    fx = ops.forward(x_new)
+                    moved = _Point(x_new, pt.x_lin + t * d.x_lin, y_new, fx)
                     return t, (moved, chol_x, chol_s)
             t *= _BACKTRACK
         return (0.0 if check else t), None
 
 
-def _start(structure: LMIStructure, norm_c: float) -> _Point:
+def _start(structure: LMIStructure, norm_c: float) -> tuple[_Point, _Residual]:
     """Scaled identities ``X = I``, ``S = (1 + ||C||_F) I``, ``lambda = 1 + ||C||_F``.
 
     The scales suit the rescaled problem (unit-norm layers: the optimal multipliers and
     ``rho`` are of order one). SDPT3's rule (Toh, Todd, Tutuncu 1999), with ``X`` of order
     ``n``, took 15-25% more iterations on random LipSDP instances.
     """
+    ops = _Operators(structure)
     ref, n, m = structure.weights[0], structure.dim, structure.n_multipliers
-    eye = torch.eye(n, dtype=ref.dtype, device=ref.device)
+    x = torch.eye(n, dtype=ref.dtype, device=ref.device)
     y = torch.cat([ref.new_full((m,), norm_c), ref.new_zeros(1)])
     x_lin = ref.new_full((m,), 1.0 if structure.slopes[0] > 0 else 0.0)
-    return _Point(eye.clone(), x_lin, norm_c * eye, y)
+    r0 = _Affine(y, 1.0, norm_c).dense(ops)  # -R_0: S = eta I = C_tilde - A*(y_0) + R_0
+    residual = _Residual(nu=1.0, y0=y, eta=norm_c, norm=float(torch.linalg.matrix_norm(r0)))
+    return _Point(x, x_lin, y, ops.forward(x)), residual
 
 
 def solve_ipm(structure: LMIStructure, options: IPMOptions) -> IPMResult:
@@ -379,41 +388,37 @@ def solve_ipm(structure: LMIStructure, options: IPMOptions) -> IPMResult:
     opts = options
     ops = _Operators(structure)
     m, n0 = structure.n_multipliers, structure.n_in
-    c_tilde = -structure.constant
-    b = c_tilde.new_zeros(m + 1)
+    b = structure.weights[0].new_zeros(m + 1)
     b[-1] = -1.0
-    norm_c = 1.0 + float(torch.linalg.matrix_norm(c_tilde))
-    pt = _start(structure, norm_c)
-    residual = _Residual(nu=1.0, y0=pt.y, eta=float(pt.s[0, 0]))
-    factors = torch.linalg.cholesky(pt.x), torch.linalg.cholesky(pt.s)
+    norm_c = 1.0 + structure.constant_norm
+    pt, residual = _start(structure, norm_c)
+    factors = torch.linalg.cholesky(pt.x), torch.linalg.cholesky(residual.slack(pt.y).dense(ops))
     n_iter, converged = 0, False
+    warm = None, None
     for n_iter in range(1, opts.max_iter + 1):  # noqa: B007 (n_iter is reported)
-        r_p = b - ops.forward(pt.x)
+        r_p = b - pt.fx
         r_p[:m] += pt.x_lin
-        r_d = c_tilde - ops.adjoint(pt.y) - pt.s
-        pobj, dobj = float((c_tilde * pt.x).sum()), float(b @ pt.y)
+        pobj, dobj = -structure.trace_constant(pt.x), float(b @ pt.y)
         rel_gap = abs(pobj - dobj) / (1.0 + abs(pobj) + abs(dobj))
         p_inf = float(r_p.norm()) / 2.0
-        d_inf = float(torch.linalg.matrix_norm(r_d)) / norm_c
+        d_inf = residual.nu * residual.norm / norm_c  # ||C_tilde - A*(y) - S||_F, relative
         logger.debug("ipm %d: gap %.2e pinf %.2e dinf %.2e", n_iter, rel_gap, p_inf, d_inf)
         if max(rel_gap, p_inf, d_inf) < opts.tol:
             converged = True
             break
-        gap = pt.dot(pt)
-        mu = gap / (structure.dim + m)
-        if residual.nu and d_inf < _FEASIBLE:  # dual feasible: S = C - A*(y) exactly
-            chol_s, info = torch.linalg.cholesky_ex(r_d + pt.s)
+        if residual.nu and d_inf < _FEASIBLE:  # dual feasible: S = C_tilde - A*(y) exactly
+            feasible = residual.shrunk(1.0)
+            chol_s, info = torch.linalg.cholesky_ex(feasible.slack(pt.y).dense(ops))
             if int(info) == 0:
-                pt, residual = (
-                    dataclasses.replace(pt, s=r_d + pt.s),
-                    dataclasses.replace(residual, nu=0.0),
-                )
-                factors = factors[0], chol_s
-        newton = _Newton(ops, pt, r_p, r_d if residual.nu else None, residual, factors)
+                residual, factors = feasible, (factors[0], chol_s)
+        gap = residual.slack(pt.y).inner(ops, pt.x, pt.fx) + float(pt.x_lin @ pt.lam)
+        mu = gap / (structure.dim + m)
+        newton = _Newton(ops, pt, r_p, residual, factors, warm)
         pred = newton.direction(0.0)
         t_aff, _ = newton.step(pred, 1.0, check=False)
         # <X + t dX, S + t dS> (+ the linear part), expanded: no new n x n matrices
-        gap_aff = gap + t_aff * (pt.dot(pred) + pred.dot(pt)) + t_aff**2 * pred.dot(pred)
+        first, second = newton.gap_terms(pred)
+        gap_aff = gap + t_aff * first + t_aff**2 * second
         sigma = min(1.0, max(0.0, gap_aff / gap)) ** 3  # Mehrotra's heuristic
         d = newton.direction(sigma * mu, pred)
         # One step length for both sides: separate ones lost centrality on LipSDP.
@@ -422,9 +427,9 @@ def solve_ipm(structure: LMIStructure, options: IPMOptions) -> IPMResult:
             logger.warning("interior-point method stalled at iteration %d", n_iter)
             break
         logger.debug("ipm %d: step %.3g, sigma %.3g", n_iter, t, sigma)
-        pt, factors = confirmed[0], confirmed[1:]
-        residual = dataclasses.replace(residual, nu=residual.nu * (1.0 - t))
-    lower = float((structure.constant * pt.x).sum()) / float(pt.x[:n0, :n0].trace())
+        pt, factors, warm = confirmed[0], confirmed[1:], tuple(newton.warm)
+        residual = residual.shrunk(t)
+    lower = structure.trace_constant(pt.x) / float(pt.x[:n0, :n0].trace())
     return IPMResult(
         multipliers=pt.lam.clone(), rho=float(pt.y[-1]), lower=lower, n_iter=n_iter,
         converged=converged,
