@@ -12,10 +12,14 @@ the three products of a training step touch only them (Gale, Zaharia, Young and 
   kept weight (SDDMM, sampled dense-dense product).
 
 Activations are unit-major, ``(K, units, B)``, so each axpy and each dot product runs over B
-contiguous numbers. The kernels are plain C (``_sparse_kernels.c`` beside this module),
-compiled with the system's C compiler on first use into a cache directory and loaded with
-:mod:`ctypes`; members are split across ``torch.get_num_threads()`` threads. Where no compiler
-works, :func:`kernels` returns None and training falls back to the dense path.
+contiguous numbers; ReLU is applied as the forward stores its output and its derivative as the
+backward stores the input gradient, so it costs no pass of its own. The kernels are plain C
+(``_sparse_kernels.c`` beside this module), compiled with the system's C compiler on first use
+(about a second) into a cache directory and loaded with :mod:`ctypes`. Members are split over
+``torch.get_num_threads()`` OpenMP threads: the library asks for ``libgomp.so.1``, which
+torch's CPU build has already loaded, so the kernels run in torch's own thread pool (two pools
+would spin against each other). Without OpenMP the kernels run on one thread; where no
+compiler works, :func:`kernels` returns None and training takes the dense path.
 
 The cache directory is ``$ROBUSTLAW_CACHE_DIR``, else ``$XDG_CACHE_HOME/robustlaw``, else
 ``~/.cache/robustlaw``; the library's name hashes the source, the compiler, its flags and the
