@@ -161,6 +161,12 @@ def time_batched(ens, X, y, cfg, steps: int, optimizer: str, kernels: str) -> fl
     return (time.perf_counter() - start - fixed) / (steps - 1)
 
 
+def _line(k: str, density: str, ms: list[str], rates: list[str], ratios: list[str]) -> str:
+    """One line of the table, every cell right-aligned in its column's width."""
+    cells = [f"{k:>6}", f"{density:>8}", *(f"{c:>10}" for c in ms)]
+    return " ".join(cells + [f"{c:>14}" for c in rates] + [f"{c:>12}" for c in ratios])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gpu", action="store_true", help="run the CUDA configuration")
@@ -194,12 +200,13 @@ def main(argv: list[str] | None = None) -> None:
     columns = ("loop", "func", *kernels)
     print("ms per step; GFLOP/s counts the dense work of the same shapes; ratios: func / toolkit")
     print(
-        f"{'K':>6} {'density':>8} "
-        + " ".join(f"{name + ' ms':>10}" for name in columns)
-        + " "
-        + " ".join(f"{name + ' GFLOP/s':>14}" for name in columns[1:])
-        + " "
-        + " ".join(f"{'func/' + name:>12}" for name in kernels)
+        _line(
+            "K",
+            "density",
+            [f"{name} ms" for name in columns],
+            [f"{name} GFLOP/s" for name in columns[1:]],
+            [f"func/{name}" for name in kernels],
+        )
     )
     for k in args.k or [cfg["k"]]:
         for density in args.density:
@@ -218,12 +225,13 @@ def main(argv: list[str] | None = None) -> None:
             ]
             flops = 6 * cfg["batch"] * spec.n_weights() * k  # the dense work of the same shapes
             print(
-                f"{k:>6} {density:>8.3f} "
-                + " ".join(f"{t * 1e3:>10.2f}" for t in times)
-                + " "
-                + " ".join(f"{flops / t / 1e9:>14.1f}" for t in times[1:])
-                + " "
-                + " ".join(f"{times[1] / t:>12.2f}" for t in times[2:])
+                _line(
+                    str(k),
+                    f"{density:.3f}",
+                    [f"{t * 1e3:.2f}" for t in times],
+                    [f"{flops / t / 1e9:.1f}" for t in times[1:]],
+                    [f"{times[1] / t:.2f}" for t in times[2:]],
+                )
             )
 
 
