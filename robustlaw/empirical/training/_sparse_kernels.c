@@ -50,14 +50,14 @@ INLINE vec_f64 reduce_f64(const vec_f64 a[4]) {
   return __builtin_shuffle(u[0], u[1], low2) + __builtin_shuffle(u[0], u[1], high2);
 }
 
-#define DEFINE_KERNELS(T, SUFFIX, LANES)                                                    \
+#define DEFINE_KERNELS(T, SUFFIX, LANES)                                                       \
   INLINE vec_##SUFFIX load_##SUFFIX(const T *p) {                                              \
     vec_##SUFFIX v;                                                                            \
     memcpy(&v, p, sizeof v);                                                                   \
     return v;                                                                                  \
   }                                                                                            \
-  INLINE void store_##SUFFIX(T *p, vec_##SUFFIX v) { memcpy(p, &v, sizeof v); }               \
-  /* ReLU of a if relu (NaN stays NaN, as in torch), else a */                                \
+  INLINE void store_##SUFFIX(T *p, vec_##SUFFIX v) { memcpy(p, &v, sizeof v); }                \
+  /* ReLU of a if relu (NaN stays NaN, as in torch), else a */                                 \
   INLINE vec_##SUFFIX relu_##SUFFIX(vec_##SUFFIX a, const int relu) {                          \
     return relu ? (vec_##SUFFIX)((ivec_##SUFFIX)a & ~(a <= (vec_##SUFFIX){0})) : a;            \
   }                                                                                            \
@@ -67,74 +67,72 @@ INLINE vec_f64 reduce_f64(const vec_f64 a[4]) {
     return (vec_##SUFFIX)((ivec_##SUFFIX)a & (load_##SUFFIX(h) > (vec_##SUFFIX){0}));          \
   }                                                                                            \
                                                                                                \
-  INLINE void spmm_body_##SUFFIX(int64_t k0, int64_t k1, int64_t rows, int64_t B, int64_t P,   \
+  INLINE void spmm_body_##SUFFIX(int64_t k, int64_t rows, int64_t B, int64_t P,                \
                                  const int64_t *ptr, const int32_t *idx, const int64_t *vpos,  \
                                  const T *val, const T *src, int64_t src_stride,               \
                                  const int relu, const T *bias, const T *gate, T *dst) {       \
-    for (int64_t k = k0; k < k1; k++) {                                                        \
-      const T *s = src + k * src_stride;                                                       \
-      for (int64_t r = 0; r < rows; r++) {                                                     \
-        const int64_t e0 = k * P + ptr[k * (rows + 1) + r];                                    \
-        const int64_t e1 = k * P + ptr[k * (rows + 1) + r + 1];                                \
-        const T b = bias ? bias[k * rows + r] : (T)0;                                          \
-        T *d = dst + (k * rows + r) * B;                                                       \
-        const T *h = gate ? gate + (k * rows + r) * B : NULL;                                  \
-        int64_t t = 0;                                                                         \
-        for (; t + TILE * LANES <= B; t += TILE * LANES) {                                     \
-          vec_##SUFFIX a[TILE];                                                                \
-          for (int j = 0; j < TILE; j++) a[j] = (vec_##SUFFIX){0} + b;                         \
-          for (int64_t e = e0; e < e1; e++) {                                                  \
-            const T w = val[vpos ? vpos[e] : e];                                               \
-            const T *x = s + idx[e] * B + t;                                                   \
-            for (int j = 0; j < TILE; j++) a[j] += w * load_##SUFFIX(x + j * LANES);              \
-          }                                                                                    \
-          for (int j = 0; j < TILE; j++) {                                                     \
-            const vec_##SUFFIX out = h ? gate_##SUFFIX(a[j], h + t + j * LANES) : a[j];       \
-            store_##SUFFIX(d + t + j * LANES, relu_##SUFFIX(out, relu));                       \
-          }                                                                                    \
+    const T *s = src + k * src_stride;                                                         \
+    for (int64_t r = 0; r < rows; r++) {                                                       \
+      const int64_t e0 = k * P + ptr[k * (rows + 1) + r];                                      \
+      const int64_t e1 = k * P + ptr[k * (rows + 1) + r + 1];                                  \
+      const T b = bias ? bias[k * rows + r] : (T)0;                                            \
+      T *d = dst + (k * rows + r) * B;                                                         \
+      const T *h = gate ? gate + (k * rows + r) * B : NULL;                                    \
+      int64_t t = 0;                                                                           \
+      for (; t + TILE * LANES <= B; t += TILE * LANES) {                                       \
+        vec_##SUFFIX a[TILE];                                                                  \
+        for (int j = 0; j < TILE; j++) a[j] = (vec_##SUFFIX){0} + b;                           \
+        for (int64_t e = e0; e < e1; e++) {                                                    \
+          const T w = val[vpos ? vpos[e] : e];                                                 \
+          const T *x = s + idx[e] * B + t;                                                     \
+          for (int j = 0; j < TILE; j++) a[j] += w * load_##SUFFIX(x + j * LANES);             \
         }                                                                                      \
-        for (; t + LANES <= B; t += LANES) {                                                   \
-          vec_##SUFFIX a = (vec_##SUFFIX){0} + b;                                              \
-          for (int64_t e = e0; e < e1; e++)                                                    \
-            a += val[vpos ? vpos[e] : e] * load_##SUFFIX(s + idx[e] * B + t);                  \
-          store_##SUFFIX(d + t, relu_##SUFFIX(h ? gate_##SUFFIX(a, h + t) : a, relu));         \
+        for (int j = 0; j < TILE; j++) {                                                       \
+          const vec_##SUFFIX out = h ? gate_##SUFFIX(a[j], h + t + j * LANES) : a[j];          \
+          store_##SUFFIX(d + t + j * LANES, relu_##SUFFIX(out, relu));                         \
         }                                                                                      \
-        for (; t < B; t++) {                                                                   \
-          T a = b;                                                                             \
-          for (int64_t e = e0; e < e1; e++)                                                    \
-            a += val[vpos ? vpos[e] : e] * s[idx[e] * B + t];                                  \
-          d[t] = relu1_##SUFFIX(h && !(h[t] > 0) ? (T)0 : a, relu);                            \
-        }                                                                                      \
+      }                                                                                        \
+      for (; t + LANES <= B; t += LANES) {                                                     \
+        vec_##SUFFIX a = (vec_##SUFFIX){0} + b;                                                \
+        for (int64_t e = e0; e < e1; e++)                                                      \
+          a += val[vpos ? vpos[e] : e] * load_##SUFFIX(s + idx[e] * B + t);                    \
+        store_##SUFFIX(d + t, relu_##SUFFIX(h ? gate_##SUFFIX(a, h + t) : a, relu));           \
+      }                                                                                        \
+      for (; t < B; t++) {                                                                     \
+        T a = b;                                                                               \
+        for (int64_t e = e0; e < e1; e++)                                                      \
+          a += val[vpos ? vpos[e] : e] * s[idx[e] * B + t];                                    \
+        d[t] = relu1_##SUFFIX(h && !(h[t] > 0) ? (T)0 : a, relu);                              \
       }                                                                                        \
     }                                                                                          \
   }                                                                                            \
                                                                                                \
-  /* dst[k, r, :] = f(bias[k, r] + sum over r's entries e of val[vpos[e]] * src[k, idx[e], :])\
+  /* dst[k, r, :] = f(bias[k, r] + sum over r's entries e of val[vpos[e]] * src[k, idx[e], :]) \
    * with vpos the identity if NULL, zeroed wherever gate[k, r, :] <= 0 if gate is given, and  \
    * f ReLU if relu else the identity. */                                                      \
-  void spmm_##SUFFIX(int64_t K, int64_t threads, int64_t rows, int64_t B, int64_t P,          \
+  void spmm_##SUFFIX(int64_t K, int64_t threads, int64_t rows, int64_t B, int64_t P,           \
                      const int64_t *ptr, const int32_t *idx, const int64_t *vpos,              \
                      const T *val, const T *src, int64_t src_stride, int64_t relu,             \
                      const T *bias, const T *gate, T *dst) {                                   \
     _Pragma("omp parallel for schedule(static) num_threads(threads)")                          \
     for (int64_t k = 0; k < K; k++) {                                                          \
       if (relu)                                                                                \
-        spmm_body_##SUFFIX(k, k + 1, rows, B, P, ptr, idx, vpos, val, src, src_stride, 1,      \
+        spmm_body_##SUFFIX(k, rows, B, P, ptr, idx, vpos, val, src, src_stride, 1,             \
                            bias, gate, dst);                                                   \
       else if (vpos)                                                                           \
-        spmm_body_##SUFFIX(k, k + 1, rows, B, P, ptr, idx, vpos, val, src, src_stride, 0,      \
+        spmm_body_##SUFFIX(k, rows, B, P, ptr, idx, vpos, val, src, src_stride, 0,             \
                            bias, gate, dst);                                                   \
       else                                                                                     \
-        spmm_body_##SUFFIX(k, k + 1, rows, B, P, ptr, idx, NULL, val, src, src_stride, 0,      \
+        spmm_body_##SUFFIX(k, rows, B, P, ptr, idx, NULL, val, src, src_stride, 0,             \
                            bias, gate, dst);                                                   \
     }                                                                                          \
   }                                                                                            \
                                                                                                \
-  /* grad[e] = <dout[k, row[e], :], src[k, idx[e], :]> for member k's entries; 0 on padding; \
+  /* grad[e] = <dout[k, row[e], :], src[k, idx[e], :]> for member k's entries; 0 on padding;   \
    * and, if bias_grad is given, bias_grad[k, r] = sum of dout[k, r, :]. LANES entries at a    \
-   * time, each with its own accumulator, so that one transposing reduction yields LANES dot  \
+   * time, each with its own accumulator, so that one transposing reduction yields LANES dot   \
    * products (no horizontal sum per entry). */                                                \
-  void sddmm_##SUFFIX(int64_t K, int64_t threads, int64_t rows, int64_t B, int64_t P,         \
+  void sddmm_##SUFFIX(int64_t K, int64_t threads, int64_t rows, int64_t B, int64_t P,          \
                       const int64_t *ptr, const int32_t *idx, const int32_t *row,              \
                       const T *dout, const T *src, int64_t src_stride, T *grad,                \
                       T *bias_grad) {                                                          \
