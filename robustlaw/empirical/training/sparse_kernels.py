@@ -203,7 +203,8 @@ class KernelLayer:
     def from_mask(cls, mask: torch.Tensor) -> KernelLayer:
         """The structure of a boolean ``(K, out, in)`` mask (on the CPU)."""
         k_members, n_out, n_in = mask.shape
-        counts = mask.sum(dim=(1, 2))
+        row_ptr = _offsets(mask.sum(dim=2))
+        counts = row_ptr[:, -1]  # kept weights per member
         capacity = int(counts.max()) if k_members else 0
         first = torch.cumsum(counts, 0) - counts  # each member's first entry, unpadded
         member, row, col = mask.nonzero(as_tuple=True)  # row-major: by member, row, column
@@ -222,7 +223,7 @@ class KernelLayer:
         return cls(
             shape=(k_members, n_out, n_in),
             capacity=capacity,
-            row_ptr=_offsets(mask.sum(dim=2)),
+            row_ptr=row_ptr,
             row_idx=row_idx,
             entry_row=entry_row,
             col_ptr=_offsets(mask.sum(dim=1)),
